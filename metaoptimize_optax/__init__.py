@@ -1,0 +1,44 @@
+"""MetaOptimize for Optax: learning rates tuned online by meta-gradient descent.
+
+Sharifnassab, Salehkaleybar & Sutton, "MetaOptimize: A Framework for Optimizing
+Step Sizes and Other Meta-parameters", ICML 2025 (arXiv:2402.02342).
+
+>>> import optax, metaoptimize_optax as mo
+>>> tx = mo.metaoptimize(optax.adam(1.0), initial_learning_rate=1e-4)
+"""
+
+from metaoptimize_optax._blocks import BLOCK_KINDS
+from metaoptimize_optax._metaoptimize import (
+    HESSIAN_KINDS,
+    MetaOptimizeState,
+    find_state,
+    learning_rates,
+    metaoptimize,
+)
+from metaoptimize_optax._presets import (
+    META_CHOICES,
+    adamw,
+    lion,
+    meta_optimizer,
+    rmsprop,
+    sgd,
+    sgdm,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BLOCK_KINDS",
+    "HESSIAN_KINDS",
+    "META_CHOICES",
+    "MetaOptimizeState",
+    "adamw",
+    "find_state",
+    "learning_rates",
+    "lion",
+    "meta_optimizer",
+    "metaoptimize",
+    "rmsprop",
+    "sgd",
+    "sgdm",
+]
