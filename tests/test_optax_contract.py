@@ -1,0 +1,189 @@
+"""MetaOptimize behaves like any Optax transformation inside Optax's wrappers."""
+
+import chex
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import metaoptimize_optax as mo
+
+
+def params_and_grads(dtype=jnp.float32):
+  params = {"dense": {"kernel": jnp.ones((3, 2), dtype), "bias": jnp.zeros(2, dtype)},
+            "scale": jnp.full((4,), 0.5, dtype)}
+  grads = jax.tree.map(lambda p: (jnp.arange(p.size).reshape(p.shape) % 3 - 1.0).astype(dtype),
+                       params)
+  return params, grads
+
+
+def run(tx, params, grads, steps=3, **extra):
+  state = tx.init(params)
+  for _ in range(steps):
+    updates, state = tx.update(grads, state, params, **extra)
+    params = optax.apply_updates(params, updates)
+  return params, state
+
+
+def test_chain_matches_standalone():
+  params, grads = params_and_grads()
+  inner = mo.adamw(1e-2, meta_learning_rate=0.1)
+  p1, s1 = run(inner, params, grads)
+  p2, s2 = run(optax.chain(optax.identity(), inner), params, grads)
+  chex.assert_trees_all_close(p1, p2)
+  chex.assert_trees_all_close(mo.learning_rates(s1), mo.learning_rates(s2))
+
+
+def test_chain_with_clipping():
+  params, grads = params_and_grads()
+  tx = optax.chain(optax.clip_by_global_norm(1.0), mo.adamw(1e-2))
+  p, s = run(tx, params, grads)
+  assert jnp.all(jnp.isfinite(jax.flatten_util.ravel_pytree(p)[0]))
+  assert mo.learning_rates(s).shape == ()
+
+
+def test_multisteps_first_update_is_zero():
+  params, grads = params_and_grads()
+  tx = optax.MultiSteps(mo.adamw(1e-2), every_k_schedule=3)
+  state = tx.init(params)
+  updates, state = tx.update(grads, state, params)
+  for u in jax.tree.leaves(updates):
+    assert jnp.all(u == 0)
+  for _ in range(2):
+    updates, state = tx.update(grads, state, params)
+  assert any(bool(jnp.any(u != 0)) for u in jax.tree.leaves(updates))
+  assert float(mo.learning_rates(state)) == pytest.approx(1e-2, rel=1e-5)
+
+
+def test_inject_hyperparams_same_updates_and_state():
+  params, grads = params_and_grads()
+  kwargs = dict(initial_learning_rate=1e-2, gamma=0.9, weight_decay=0.1)
+  plain = mo.metaoptimize(optax.adam(1.0), **kwargs)
+  injected = optax.inject_hyperparams(mo.metaoptimize, static_args=("blocks", "hessian"))(
+      optax.adam(1.0), **kwargs)
+  s1, s2 = plain.init(params), injected.init(params)
+  update = jax.jit(injected.update)
+  for _ in range(4):
+    u1, s1 = plain.update(grads, s1, params)
+    u2, s2 = update(grads, s2, params)
+    chex.assert_trees_all_close(u1, u2, rtol=1e-6)
+    params = optax.apply_updates(params, u1)
+  chex.assert_trees_all_close(s1, s2.inner_state, rtol=1e-6)
+  chex.assert_trees_all_close(mo.learning_rates(s1), mo.learning_rates(s2))
+  # A changed hyperparameter takes effect.
+  s2.hyperparams["gamma"] = jnp.asarray(0.0)
+  _, s3 = update(grads, s2, params)
+  assert not np.allclose(s3.inner_state.trace["scale"], s1.trace["scale"])
+
+
+def test_apply_if_finite_skips_nan_steps():
+  params, grads = params_and_grads()
+  tx = optax.apply_if_finite(mo.adamw(1e-2), max_consecutive_errors=5)
+  state = tx.init(params)
+  bad = jax.tree.map(lambda g: g * jnp.nan, grads)
+  updates, state = tx.update(bad, state, params)
+  assert all(bool(jnp.all(u == 0)) for u in jax.tree.leaves(updates))
+  assert int(state.notfinite_count) == 1
+  updates, state = tx.update(grads, state, params)
+  assert int(state.notfinite_count) == 0
+  assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state))
+
+
+def test_jit_with_unknown_extra_arg_does_not_recompile():
+  params, grads = params_and_grads()
+  seen = []
+
+  def base_update(updates, state, params=None, *, note=None, **extra_args):
+    del extra_args
+    seen.append(note)  # Runs only while tracing.
+    return jax.tree.map(jnp.negative, updates), state
+
+  base = optax.GradientTransformationExtraArgs(lambda p: optax.EmptyState(), base_update)
+  tx = mo.metaoptimize(base, initial_learning_rate=0.1)
+  update = jax.jit(tx.update)
+  state = tx.init(params)
+  _, state = update(grads, state, params, note=jnp.ones(()), unused=jnp.zeros(3))
+  _, state = update(grads, state, params, note=2 * jnp.ones(()), unused=jnp.ones(3))
+  assert len(seen) == 1 and seen[0] is not None  # forwarded to the base, traced once
+  assert update._cache_size() == 1
+
+
+def test_map_params():
+  params, grads = params_and_grads()
+  tx = mo.adamw(1e-2)
+  state = tx.init(params)
+  doubled = optax.tree.map_params(tx.init, lambda p: 2 * p, state)
+  chex.assert_trees_all_close(doubled.trace, jax.tree.map(jnp.zeros_like, params))
+  chex.assert_trees_all_equal_structs(doubled, state)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float32])
+def test_update_dtype_is_params_dtype(dtype):
+  params, grads = params_and_grads(dtype)
+  tx = mo.adamw(1e-2)
+  state = tx.init(params)
+  updates, state = tx.update(grads, state, params)
+  for u in jax.tree.leaves(updates):
+    assert u.dtype == dtype
+  assert mo.learning_rates(state).dtype == jnp.float32  # never narrower than float32
+
+
+@pytest.mark.parametrize("hessian", ["free", "hvp"])
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64])
+def test_state_dtypes_stable_under_cond(dtype, hessian):
+  with jax.enable_x64(dtype == jnp.float64):
+    params, grads = params_and_grads(dtype)
+    value_fn = lambda p: sum(jnp.sum(x.astype(jnp.float32) ** 2) for x in jax.tree.leaves(p))
+    tx = mo.adamw(1e-2, blocks="per_layer", hessian=hessian)
+    state = tx.init(params)
+    extra = {"value_fn": value_fn} if hessian == "hvp" else {}
+
+    @jax.jit
+    def maybe_update(flag, state):
+      return jax.lax.cond(flag, lambda s: tx.update(grads, s, params, **extra)[1],
+                          lambda s: s, state)
+
+    new_state = maybe_update(True, state)
+    chex.assert_trees_all_equal_dtypes(new_state, state)
+    chex.assert_trees_all_equal_shapes(new_state, state)
+    want = jnp.float64 if dtype == jnp.float64 else jnp.float32
+    assert all(v.dtype == want for v in mo.learning_rates(new_state).values())
+    assert all(t.dtype == dtype for t in jax.tree.leaves(new_state.trace))
+
+
+@pytest.mark.parametrize("blocks", ["scalar", "per_layer", "per_leaf", "per_weight"])
+def test_init_under_eval_shape(blocks):
+  params, _ = params_and_grads()
+  tx = mo.adamw(blocks=blocks)
+  shapes = jax.eval_shape(tx.init, params)
+  chex.assert_trees_all_equal_shapes_and_dtypes(shapes, tx.init(params))
+
+
+def test_learning_rates_found_in_nested_states():
+  params, grads = params_and_grads()
+  tx = optax.MultiSteps(optax.chain(optax.clip(1.0), optax.inject_hyperparams(mo.metaoptimize)(
+      optax.adam(1.0), initial_learning_rate=3e-3)), every_k_schedule=2)
+  state = tx.init(params)
+  assert float(mo.learning_rates(state)) == pytest.approx(3e-3, rel=1e-5)
+  with pytest.raises(ValueError, match="exactly one MetaOptimizeState"):
+    mo.learning_rates(optax.adam(1.0).init(params))
+  two = optax.multi_transform({"a": mo.adamw(), "b": mo.lion()},
+                              {"dense": "a", "scale": "b"}).init(params)
+  with pytest.raises(ValueError, match="found 2"):
+    mo.learning_rates(two)
+  assert float(mo.learning_rates(two.inner_states["b"])) == pytest.approx(1e-6, rel=1e-5)
+
+
+def test_meta_optimizer_composes_with_partition():
+  """Per-block meta settings through optax.partition over the label dict."""
+  params, grads = params_and_grads()
+  meta = optax.partition({"fast": optax.sgd(1.0), "frozen": optax.set_to_zero()},
+                         {"dense": "fast", "": "frozen"})
+  tx = mo.metaoptimize(optax.sgd(1.0), meta, blocks="per_layer", initial_learning_rate=0.1)
+  _, state = run(tx, params, grads, steps=4)
+  lrs = mo.learning_rates(state)
+  assert set(lrs) == {"dense", ""}
+  assert float(lrs[""]) == pytest.approx(0.1, rel=1e-6)
+  assert float(lrs["dense"]) != pytest.approx(0.1, rel=1e-3)
