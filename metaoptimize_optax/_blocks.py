@@ -99,7 +99,9 @@ def layout(blocks: Any, tree: Any) -> Layout:
 
 def init_log_lr(lay: Layout, tree: Any, value: Any, dtype: Any) -> Any:
   """Log learning rates, all equal to ``value``, in the layout's structure."""
-  fill = lambda shape: jnp.full(shape, value, dtype)
+  # A fresh buffer per block (jnp.full may return `value` itself), so the state
+  # can be donated to a jitted step.
+  fill = lambda shape: jnp.zeros(shape, dtype) + value
   if lay.kind == "scalar":
     return fill(())
   if lay.kind == "labels":

@@ -1,5 +1,7 @@
 """MetaOptimize behaves like any Optax transformation inside Optax's wrappers."""
 
+import functools
+
 import chex
 import jax
 import jax.flatten_util
@@ -187,3 +189,20 @@ def test_meta_optimizer_composes_with_partition():
   assert set(lrs) == {"dense", ""}
   assert float(lrs[""]) == pytest.approx(0.1, rel=1e-6)
   assert float(lrs["dense"]) != pytest.approx(0.1, rel=1e-3)
+
+
+@pytest.mark.parametrize("blocks", ["scalar", "per_layer", "per_leaf", "per_weight"])
+def test_state_can_be_donated(blocks):
+  """No two state leaves share a buffer, so `donate_argnums` works."""
+  params, grads = params_and_grads()
+  tx = optax.chain(optax.clip(1.0), mo.adamw(1e-2, blocks=blocks))
+
+  @functools.partial(jax.jit, donate_argnums=(0, 1))
+  def step(params, state):
+    updates, state = tx.update(grads, state, params)
+    return optax.apply_updates(params, updates), state
+
+  params, state = jax.tree.map(jnp.copy, params), tx.init(params)
+  for _ in range(3):
+    params, state = step(params, state)
+  assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state))
