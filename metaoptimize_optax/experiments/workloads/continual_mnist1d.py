@@ -1,0 +1,96 @@
+"""Continual MNIST-1D: the label mapping is permuted every ``task_steps`` steps.
+
+The inputs are the ordinary MNIST-1D training stream; during task ``k`` (steps
+``k * task_steps`` to ``(k + 1) * task_steps - 1``) every label ``y`` is replaced
+by ``perm_k[y]``, where ``perm_k`` is a random permutation of the 10 classes
+drawn from a generator keyed on ``(seed, k)``. The learner gets no notice of the
+switch. Evaluation relabels the train and test splits with the permutation of
+the task that is current at the evaluation step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from metaoptimize_optax.experiments.workloads import options
+from metaoptimize_optax.experiments.workloads.base import Workload
+from metaoptimize_optax.experiments.workloads.mnist1d_classification import (
+  MODELS,
+  NUM_CLASSES,
+  classifier_loss,
+  data_options,
+  mnist1d_model,
+  split_batches,
+  stream_batch,
+)
+from metaoptimize_optax.experiments.workloads.mnist1d_data import load_mnist1d
+from metaoptimize_optax.experiments.workloads.sampling import Stream, stream_rng
+
+
+def task_permutation(seed: int, task: int) -> np.ndarray:
+  """The label permutation of task ``task`` (int32 ``(10,)``): ``y -> perm[y]``."""
+  return stream_rng(seed, Stream.TASK, task).permutation(NUM_CLASSES).astype(np.int32)
+
+
+def continual_mnist1d(
+  *,
+  task_steps: int = 500,
+  model: str = "mlp",
+  batch_size: int = 100,
+  hidden_sizes: Sequence[int] = (100, 100),
+  channels: int = 25,
+  num_samples: int = 5000,
+  train_split: float = 0.8,
+  data_seed: int = 42,
+  cache_dir: str | None = None,
+  eval_batch_size: int = 1000,
+) -> Workload:
+  """MNIST-1D whose label mapping is re-permuted every ``task_steps`` steps.
+
+  Args:
+    task_steps: steps per task (label permutation).
+    model: "mlp" or "cnn" (see ``mnist1d_mlp`` / ``mnist1d_cnn``).
+    batch_size: training minibatch size.
+    hidden_sizes: MLP hidden widths (``model="mlp"``).
+    channels: CNN filters per convolution (``model="cnn"``).
+    num_samples: examples generated (5000: the standard 4000 / 1000 split).
+    train_split: fraction of examples used for training.
+    data_seed: MNIST-1D generator seed (42: the standard dataset).
+    cache_dir: optional directory caching the generated arrays.
+    eval_batch_size: batch size of the evaluation batches.
+  """
+  task_steps = options.positive_int("task_steps", task_steps)
+  options.one_of("model", model, MODELS)
+  batch_size = options.positive_int("batch_size", batch_size)
+  eval_batch_size = options.positive_int("eval_batch_size", eval_batch_size)
+  data_kwargs = data_options(num_samples, train_split, data_seed, cache_dir)
+  pure_model = mnist1d_model(model, hidden_sizes=hidden_sizes, channels=channels)
+
+  def train_batch(seed: int, step: int):
+    batch = stream_batch(load_mnist1d(**data_kwargs), seed, step, batch_size)
+    batch["y"] = task_permutation(seed, step // task_steps)[batch["y"]]
+    return batch
+
+  def eval_batches(seed: int, step: int):
+    perm = task_permutation(seed, step // task_steps)
+    d = load_mnist1d(**data_kwargs)
+    return {
+      "train": split_batches(d.x_train, perm[d.y_train], eval_batch_size),
+      "test": split_batches(d.x_test, perm[d.y_test], eval_batch_size),
+    }
+
+  return Workload(
+    name="continual_mnist1d",
+    init=pure_model.init,
+    loss=classifier_loss(pure_model),
+    train_batch=train_batch,
+    eval_batches=eval_batches,
+    metrics=("loss", "accuracy"),
+    default_steps=20 * task_steps,
+    description=(
+      f"Continual MNIST-1D ({model}): labels re-permuted every {task_steps} steps without "
+      f"notice; evaluation on the current task; batch {batch_size}."
+    ),
+  )
