@@ -1,0 +1,414 @@
+"""Optimizer registry: names and parameters to Optax transformations.
+
+An experiment config names each optimizer by a registry name and its keyword
+parameters::
+
+  optimizers:
+    MetaOptimize: {name: metaoptimize, base: adamw, meta: lion, initial_learning_rate: 1.0e-4}
+    AdamW (tuned): {name: adamw, grid: {learning_rate: [1.0e-3, 3.0e-3]}}
+
+:func:`build_optimizer` turns one such entry into an :class:`Optimizer`: the
+Optax transformation plus what the runner needs to drive and log it (whether
+``update`` wants ``value_fn``, the point at which to evaluate, the learning
+rates to log). Every builder takes the run length ``steps`` first, for
+schedules, and keyword-only parameters after it.
+
+Names:
+
+* ``metaoptimize``: MetaOptimize around any preset base (``base``: ``adamw``,
+  ``lion``, ``sgdm``, ``rmsprop``, ``sgd``), any meta optimizer (``meta``:
+  ``lion``, ``adam``, an Optax alias name or ``{name: <alias>, <its arguments>}``),
+  any blocks (a kind, or a mapping path prefix -> label, see
+  :func:`prefix_blocks`), ``hessian="free"|"hvp"``, any ``gamma``; the preset's
+  own parameters (``b1``, ``momentum``, ...) pass through.
+* ``hypergradient``: the same with ``gamma`` fixed at 0 (the trace is the last
+  update alone), i.e. hypergradient descent on the log learning rate. Its meta
+  optimizer defaults to the paper's Lion, so that against ``metaoptimize`` only
+  ``gamma`` differs; ``meta: sgd`` gives the classic additive rule.
+* ``adamw``, ``adamw_cosine`` (linear warm-up, cosine decay), ``sgdm`` (fixed
+  rate; ``momentum: 0`` is plain SGD), ``sgdm_cosine``, ``lion``: the hand-tuned
+  peers.
+* ``prodigy``, ``mechanic`` (``optax.contrib.mechanize`` around Adam), ``dog``,
+  ``schedule_free_adamw`` (evaluated at its averaged point through
+  ``optax.contrib.schedule_free_eval_params``), ``dadapt_adamw``: the
+  learning-rate-free peers.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+import metaoptimize_optax as mo
+
+Params = Any
+OptState = Any
+
+
+class RegistryError(ValueError):
+  """An unknown optimizer name, an unknown parameter or a bad parameter value."""
+
+
+class Optimizer(NamedTuple):
+  """An Optax transformation and what a training loop needs to know about it."""
+
+  tx: optax.GradientTransformationExtraArgs
+  # Whether ``tx.update`` needs ``value_fn=`` (MetaOptimize with hessian="hvp").
+  needs_value_fn: bool = False
+  # ``(opt_state, params) -> params`` to evaluate at, when not the params themselves.
+  eval_params: Callable[[OptState, Params], Params] | None = None
+  # ``(opt_state, step) -> {block: 0-d array}``: the learning rates in effect at
+  # ``step`` (traceable; the state is the one before the step).
+  learning_rates: Callable[[OptState, jax.Array], dict[str, jax.Array]] | None = None
+  # Whether ``tx`` is a MetaOptimize transformation (its rates are learned).
+  is_metaoptimize: bool = False
+
+
+class OptimizerSpec(NamedTuple):
+  """One registry entry."""
+
+  build: Callable[..., Optimizer]  # build(steps, **params) -> Optimizer.
+  description: str
+  # ``params -> names``: the parameters accepted given the others (the
+  # MetaOptimize entries accept their base's own); None: ``build``'s signature.
+  parameters: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
+
+
+# ----------------------------------------------------------------------------
+# Learning rates to log.
+
+
+def _constant_rate(learning_rate: float):
+  return lambda state, step: {"all": jnp.asarray(learning_rate, jnp.float32)}
+
+
+def _schedule_rate(schedule: optax.Schedule):
+  return lambda state, step: {"all": jnp.asarray(schedule(step), jnp.float32)}
+
+
+def _path_name(path: tuple[Any, ...]) -> str:
+  return jax.tree_util.keystr(path, simple=True, separator="/") or "all"
+
+
+def metaoptimize_rates(state: OptState, step: jax.Array | None = None) -> dict[str, jax.Array]:
+  """Every block's learning rate, by name, from a state holding one MetaOptimize state.
+
+  ``blocks="scalar"`` gives ``{"all": alpha}``; label blocks give their labels
+  (``"per_layer"``: '/'-joined paths; leaves under the root are ``"(root)"``);
+  ``"per_leaf"`` gives each leaf's path, and ``"per_weight"`` the geometric mean
+  of each leaf's rates under its path.
+  """
+  del step
+  log_lr = mo.find_state(state).log_learning_rate
+  if isinstance(log_lr, dict) and all(
+      isinstance(v, jax.Array) and v.ndim == 0 for v in log_lr.values()):
+    items = [((str(k) or "(root)"), v) for k, v in log_lr.items()]
+  else:
+    leaves = jax.tree_util.tree_leaves_with_path(log_lr)
+    items = [(_path_name(path), v) for path, v in leaves]
+  return {name: jnp.exp(jnp.mean(v)).astype(jnp.float32) for name, v in items}
+
+
+# ----------------------------------------------------------------------------
+# MetaOptimize.
+
+_PRESETS: Mapping[str, Callable[..., optax.GradientTransformationExtraArgs]] = (
+    types.MappingProxyType({
+        "adamw": mo.adamw, "lion": mo.lion, "sgdm": mo.sgdm, "rmsprop": mo.rmsprop,
+        "sgd": mo.sgd,
+    }))
+# Arguments of mo.metaoptimize that a YAML config can give (a preset forwards them).
+_METAOPTIMIZE_OPTIONS = ("gamma", "blocks", "min_learning_rate", "max_learning_rate")
+
+
+def _optax_alias(name: str) -> Callable[..., optax.GradientTransformation]:
+  fn = getattr(optax, name, None) if isinstance(name, str) and not name.startswith("_") else None
+  if not callable(fn) or inspect.isclass(fn):
+    raise RegistryError(
+        f"meta optimizer {name!r} is not an Optax optimizer; use one of "
+        f"{mo.META_CHOICES}, the name of an Optax alias ('sgd', 'adam', 'lion', ...) or "
+        "a mapping {name: <alias>, learning_rate: ..., <its other arguments>}.")
+  return fn
+
+
+def _meta(meta: Any, meta_learning_rate: float | None) -> tuple[Any, float | None]:
+  """``meta`` and ``meta_learning_rate`` as the presets take them."""
+  if isinstance(meta, str) and meta in mo.META_CHOICES:
+    return meta, meta_learning_rate
+  if isinstance(meta, str):
+    meta = {"name": meta}
+  if not isinstance(meta, Mapping) or "name" not in meta:
+    raise RegistryError(
+        f"meta={meta!r}: expected one of {mo.META_CHOICES}, an Optax alias name or a "
+        "mapping {name: <alias>, learning_rate: ..., ...}.")
+  kwargs = dict(meta)
+  alias = _optax_alias(kwargs.pop("name"))
+  kwargs.setdefault("learning_rate", 1e-3 if meta_learning_rate is None else meta_learning_rate)
+  return alias(**kwargs), None
+
+
+def prefix_blocks(prefixes: Mapping[str, str]) -> Callable[[Params], Any]:
+  """Blocks from a mapping '/'-joined path prefix -> label (longest prefix wins).
+
+  For example ``{"stem": "stem", "blocks/0": "stage1", "head": "head"}``; a
+  leaf no prefix matches is an error. The form a YAML config gives label blocks in.
+  """
+  items = sorted(((str(k).strip("/"), str(v)) for k, v in prefixes.items()),
+                 key=lambda kv: -len(kv[0]))
+
+  def label(path, _):
+    name = _path_name(path)
+    for prefix, value in items:
+      if name == prefix or name.startswith(prefix + "/"):
+        return value
+    raise ValueError(f"blocks: no prefix in {sorted(prefixes)} matches the parameter {name!r}.")
+
+  return lambda params: jax.tree_util.tree_map_with_path(label, params)
+
+
+def _metaoptimize(
+    steps: int,
+    *,
+    base: str = "adamw",
+    meta: Any = "lion",
+    meta_learning_rate: float | None = None,
+    hessian: str = "free",
+    **options: Any,
+) -> Optimizer:
+  """MetaOptimize around the preset ``base`` (see :mod:`metaoptimize_optax`)."""
+  del steps
+  if base not in _PRESETS:
+    raise RegistryError(f"base={base!r} is not a MetaOptimize preset; use one of "
+                        f"{sorted(_PRESETS)}.")
+  meta, meta_learning_rate = _meta(meta, meta_learning_rate)
+  if isinstance(options.get("blocks"), Mapping):
+    options["blocks"] = prefix_blocks(options["blocks"])
+  tx = _PRESETS[base](meta=meta, meta_learning_rate=meta_learning_rate, hessian=hessian,
+                      **options)
+  return Optimizer(tx, needs_value_fn=hessian == "hvp", learning_rates=metaoptimize_rates,
+                   is_metaoptimize=True)
+
+
+def _hypergradient(steps: int, **params: Any) -> Optimizer:
+  """Hypergradient descent: MetaOptimize with gamma 0."""
+  return _metaoptimize(steps, gamma=0.0, **params)
+
+
+def _metaoptimize_parameters(params: Mapping[str, Any], fixed: tuple[str, ...] = ()):
+  preset = _PRESETS.get(params.get("base", "adamw"), mo.adamw)
+  own = [p.name for p in inspect.signature(preset).parameters.values()
+         if p.kind is not inspect.Parameter.VAR_KEYWORD
+         and p.name not in ("meta", "meta_learning_rate")]
+  names = ["base", "meta", "meta_learning_rate", "hessian", *own, *_METAOPTIMIZE_OPTIONS]
+  return tuple(n for n in dict.fromkeys(names) if n not in fixed)
+
+
+# ----------------------------------------------------------------------------
+# Peers.
+
+
+def _warmup(steps: int, warmup_steps: int | None) -> int:
+  return round(0.05 * steps) if warmup_steps is None else int(warmup_steps)
+
+
+def _warmup_cosine(steps: int, peak: float, warmup_steps: int, end: float) -> optax.Schedule:
+  if warmup_steps <= 0:
+    return optax.cosine_decay_schedule(peak, max(steps, 1), alpha=end / peak if peak else 0.0)
+  return optax.warmup_cosine_decay_schedule(0.0, peak, warmup_steps, max(steps, warmup_steps + 1),
+                                            end_value=end)
+
+
+def _clipped(tx: optax.GradientTransformation, clip_norm: float | None):
+  """``tx`` after clipping the gradients' global norm to ``clip_norm`` (None: no clipping)."""
+  if clip_norm is None:
+    return tx
+  return optax.chain(optax.clip_by_global_norm(clip_norm), tx)
+
+
+def _adamw(steps: int, *, learning_rate: float = 1e-3, b1: float = 0.9, b2: float = 0.999,
+           eps: float = 1e-8, weight_decay: float = 0.1,
+           clip_norm: float | None = None) -> Optimizer:
+  """AdamW at a fixed learning rate (optionally after global-norm gradient clipping)."""
+  del steps
+  tx = optax.adamw(learning_rate, b1, b2, eps, weight_decay=weight_decay)
+  return Optimizer(_clipped(tx, clip_norm), learning_rates=_constant_rate(learning_rate))
+
+
+def _adamw_cosine(steps: int, *, learning_rate: float = 1e-3, warmup_steps: int | None = None,
+                  end_learning_rate: float = 0.0, b1: float = 0.9, b2: float = 0.999,
+                  eps: float = 1e-8, weight_decay: float = 0.1,
+                  clip_norm: float | None = None) -> Optimizer:
+  """AdamW with linear warm-up (default 5% of the run) and cosine decay to the end."""
+  schedule = _warmup_cosine(steps, learning_rate, _warmup(steps, warmup_steps), end_learning_rate)
+  tx = optax.adamw(schedule, b1, b2, eps, weight_decay=weight_decay)
+  return Optimizer(_clipped(tx, clip_norm), learning_rates=_schedule_rate(schedule))
+
+
+def _sgdm(steps: int, *, learning_rate: float = 1e-2, momentum: float = 0.9,
+          nesterov: bool = False, weight_decay: float = 0.0) -> Optimizer:
+  """SGD at a fixed learning rate, with momentum (0: plain SGD) and L2 weight decay."""
+  del steps
+  tx = optax.chain(optax.add_decayed_weights(weight_decay),
+                   optax.sgd(learning_rate, momentum=momentum or None, nesterov=nesterov))
+  return Optimizer(tx, learning_rates=_constant_rate(learning_rate))
+
+
+def _sgdm_cosine(steps: int, *, learning_rate: float = 0.1, momentum: float = 0.9,
+                 nesterov: bool = False, warmup_steps: int = 0, end_learning_rate: float = 0.0,
+                 weight_decay: float = 5e-4) -> Optimizer:
+  """SGD with momentum, L2 weight decay (coupled, as in PyTorch) and cosine decay."""
+  schedule = _warmup_cosine(steps, learning_rate, warmup_steps, end_learning_rate)
+  tx = optax.chain(optax.add_decayed_weights(weight_decay),
+                   optax.sgd(schedule, momentum=momentum, nesterov=nesterov))
+  return Optimizer(tx, learning_rates=_schedule_rate(schedule))
+
+
+def _lion(steps: int, *, learning_rate: float = 1e-4, b1: float = 0.9, b2: float = 0.99,
+          weight_decay: float = 0.1) -> Optimizer:
+  """Lion at a fixed learning rate."""
+  del steps
+  return Optimizer(optax.lion(learning_rate, b1, b2, weight_decay=weight_decay),
+                   learning_rates=_constant_rate(learning_rate))
+
+
+def _estimate_rate(learning_rate: float):
+  """Prodigy's and D-Adaptation's learning rate: ``learning_rate * d``."""
+  return lambda state, step: {
+      "all": (learning_rate * optax.tree.get(state, "estim_lr")).astype(jnp.float32)}
+
+
+def _prodigy(steps: int, *, learning_rate: float = 1.0, b1: float = 0.9, b2: float = 0.999,
+             beta3: float | None = None, eps: float = 1e-8, estim_lr0: float = 1e-6,
+             estim_lr_coef: float = 1.0, weight_decay: float = 0.0,
+             safeguard_warmup: bool = False) -> Optimizer:
+  """Prodigy (``optax.contrib.prodigy``)."""
+  del steps
+  tx = optax.contrib.prodigy(learning_rate, (b1, b2), beta3, eps, estim_lr0, estim_lr_coef,
+                             weight_decay, safeguard_warmup)
+  return Optimizer(tx, learning_rates=_estimate_rate(learning_rate))
+
+
+def _dadapt_adamw(steps: int, *, learning_rate: float = 1.0, b1: float = 0.9, b2: float = 0.999,
+                  eps: float = 1e-8, estim_lr0: float = 1e-6,
+                  weight_decay: float = 0.0) -> Optimizer:
+  """D-Adaptation AdamW (``optax.contrib.dadapt_adamw``)."""
+  del steps
+  tx = optax.contrib.dadapt_adamw(learning_rate, (b1, b2), eps, estim_lr0, weight_decay)
+  return Optimizer(tx, learning_rates=_estimate_rate(learning_rate))
+
+
+def _mechanic(steps: int, *, learning_rate: float = 1.0, b1: float = 0.9, b2: float = 0.999,
+              eps: float = 1e-8, weight_decay: float = 1e-2, s_init: float = 1e-6,
+              num_betas: int = 6) -> Optimizer:
+  """Mechanic (``optax.contrib.mechanize``) around ``optax.adam(learning_rate)``."""
+  del steps
+  tx = optax.contrib.mechanize(optax.adam(learning_rate, b1, b2, eps),
+                               weight_decay=weight_decay, s_init=s_init, num_betas=num_betas)
+  rates = lambda state, step: {
+      "all": (learning_rate * jnp.sum(optax.tree.get(state, "s"))).astype(jnp.float32)}
+  return Optimizer(tx, learning_rates=rates)
+
+
+def _dog(steps: int, *, learning_rate: float = 1.0, reps_rel: float = 1e-6, eps: float = 1e-8,
+         weight_decay: float = 0.0) -> Optimizer:
+  """DoG (``optax.contrib.dog``), first step ``reps_rel * (1 + |x0|)`` (the paper's heuristic)."""
+  del steps
+  tx = optax.contrib.dog(learning_rate, ("heuristic", reps_rel), eps,
+                         weight_decay=weight_decay or None)
+
+  def rates(state, step):
+    del step
+    s = next(x for x in jax.tree.leaves(state, is_leaf=_is_dog) if _is_dog(x))
+    # The rate of the last step (r_bar / sqrt(sum |g|^2)); 0 before the first step.
+    rate = s.max_dist / jnp.sqrt(s.sum_sq_norm_grads + eps)
+    return {"all": (learning_rate * jnp.where(s.is_init_step, 0.0, rate)).astype(jnp.float32)}
+
+  return Optimizer(tx, learning_rates=rates)
+
+
+def _is_dog(x: Any) -> bool:
+  return isinstance(x, optax.contrib.DoGState)
+
+
+def _schedule_free_adamw(steps: int, *, learning_rate: float = 2.5e-3,
+                         warmup_steps: int | None = None, b1: float = 0.9, b2: float = 0.999,
+                         eps: float = 1e-8, weight_decay: float = 0.0,
+                         weight_lr_power: float = 2.0) -> Optimizer:
+  """Schedule-free AdamW, evaluated at its averaged point ``x``."""
+  warmup = _warmup(steps, warmup_steps)
+  tx = optax.contrib.schedule_free_adamw(learning_rate, warmup or None, b1, b2, eps,
+                                         weight_decay, weight_lr_power)
+  schedule = (optax.linear_schedule(0.0, learning_rate, warmup) if warmup
+              else optax.constant_schedule(learning_rate))
+  return Optimizer(tx, eval_params=optax.contrib.schedule_free_eval_params,
+                   learning_rates=_schedule_rate(schedule))
+
+
+REGISTRY: Mapping[str, OptimizerSpec] = types.MappingProxyType({
+    "metaoptimize": OptimizerSpec(
+        _metaoptimize, "MetaOptimize around a preset base (adamw, lion, sgdm, rmsprop, sgd)",
+        _metaoptimize_parameters),
+    "hypergradient": OptimizerSpec(
+        _hypergradient, "hypergradient descent: MetaOptimize with gamma 0",
+        lambda params: _metaoptimize_parameters(params, fixed=("gamma",))),
+    "adamw": OptimizerSpec(_adamw, "AdamW at a fixed learning rate"),
+    "adamw_cosine": OptimizerSpec(_adamw_cosine, "AdamW, linear warm-up and cosine decay"),
+    "sgdm": OptimizerSpec(_sgdm, "SGD (with momentum) at a fixed learning rate"),
+    "sgdm_cosine": OptimizerSpec(_sgdm_cosine, "SGD with momentum and cosine decay"),
+    "lion": OptimizerSpec(_lion, "Lion at a fixed learning rate"),
+    "prodigy": OptimizerSpec(_prodigy, "Prodigy (optax.contrib)"),
+    "mechanic": OptimizerSpec(_mechanic, "Mechanic around Adam (optax.contrib.mechanize)"),
+    "dog": OptimizerSpec(_dog, "DoG (optax.contrib)"),
+    "schedule_free_adamw": OptimizerSpec(
+        _schedule_free_adamw, "schedule-free AdamW, evaluated at its averaged point"),
+    "dadapt_adamw": OptimizerSpec(_dadapt_adamw, "D-Adaptation AdamW (optax.contrib)"),
+})
+
+
+def optimizer_names() -> tuple[str, ...]:
+  """The registry's names, sorted."""
+  return tuple(sorted(REGISTRY))
+
+
+def parameters(name: str, params: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+  """The parameters the optimizer ``name`` accepts (given ``params``, for presets)."""
+  spec = _spec(name)
+  if spec.parameters is not None:
+    return spec.parameters(params or {})
+  sig = inspect.signature(spec.build)
+  return tuple(p.name for p in sig.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+def _spec(name: str) -> OptimizerSpec:
+  if name not in REGISTRY:
+    raise RegistryError(f"unknown optimizer {name!r}; valid names: {', '.join(optimizer_names())}.")
+  return REGISTRY[name]
+
+
+def build_optimizer(name: str, steps: int, params: Mapping[str, Any] | None = None) -> Optimizer:
+  """The optimizer ``name`` with keyword ``params``, for a run of ``steps`` steps.
+
+  Raises:
+    RegistryError: for an unknown name or parameter (the message lists the valid
+      ones) or a value the optimizer rejects.
+  """
+  params = dict(params or {})
+  spec = _spec(name)
+  valid = parameters(name, params)
+  unknown = sorted(set(params) - set(valid))
+  if unknown:
+    raise RegistryError(f"optimizer {name!r}: unknown parameter(s) {', '.join(unknown)}; "
+                        f"valid parameters: {', '.join(valid)}.")
+  try:
+    return spec.build(steps, **params)
+  except RegistryError:
+    raise
+  except (TypeError, ValueError) as e:
+    raise RegistryError(f"optimizer {name!r}: {e}") from e
+

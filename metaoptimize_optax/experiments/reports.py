@@ -1,0 +1,452 @@
+"""Reports: the comparison table and plots of a results directory.
+
+:func:`load_results` reads a results directory (see :mod:`.results`) into one
+:class:`OptimizerResults` per optimizer of its config; for an optimizer with a
+grid it keeps the point with the lowest final training loss (the mean over
+seeds of the last logged interval; a diverged run counts as infinite), every
+point having had the same budget. :func:`write_report` writes
+
+* ``summary.md``: one row per optimizer: final train and test loss and accuracy,
+  mean ± standard deviation over seeds (finished runs only); the steps until
+  the logged training loss first reached ``target_loss``; the time per step
+  (first, compiling step excluded); notes on grids and diverged runs;
+* ``summary.json``: the same, as data;
+* ``loss.png``: training loss (and evaluation loss) of every optimizer;
+* ``learning_rates.png``: the learned learning rate of each MetaOptimize
+  optimizer over time, one line per block, log scale (and the peers' rates in
+  a last panel).
+
+Figures are made with matplotlib's object-oriented ``Figure`` (drawn by the Agg
+canvas; no pyplot state, no display needed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+
+from metaoptimize_optax.experiments import config as config_lib
+from metaoptimize_optax.experiments import registry, results
+from metaoptimize_optax.experiments.config import (
+    ConfigError,
+    ExperimentConfig,
+    GridPoint,
+    OptimizerConfig,
+)
+
+Records = list[dict[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecords:
+  """The metrics stream of one run."""
+
+  seed: int
+  records: Records
+
+  @property
+  def status(self) -> str:
+    end = results.end_record(self.records)
+    return end["status"] if end else "incomplete"
+
+  @property
+  def train(self) -> Records:
+    return list(results.iter_events(self.records, "train"))
+
+  @property
+  def evals(self) -> Records:
+    return list(results.iter_events(self.records, "eval"))
+
+  @property
+  def diverged(self) -> dict[str, Any] | None:
+    return next(results.iter_events(self.records, "diverged"), None)
+
+  def final_train_loss(self) -> float:
+    """The last logged training loss; infinite if the run diverged or has none."""
+    train = self.train
+    if self.diverged is not None or not train or train[-1]["loss"] is None:
+      return math.inf
+    return float(train[-1]["loss"])
+
+
+@dataclasses.dataclass(frozen=True)
+class PointResults:
+  """The runs of one grid point (the only point without a grid)."""
+
+  point: GridPoint
+  runs: tuple[RunRecords, ...]
+
+  def score(self) -> float:
+    """The mean final training loss over seeds (infinite when any run diverged)."""
+    if not self.runs:
+      return math.inf
+    return float(np.mean([r.final_train_loss() for r in self.runs]))
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerResults:
+  """One optimizer of the comparison: all its grid points and the chosen one."""
+
+  optimizer: OptimizerConfig
+  points: tuple[PointResults, ...]
+  chosen: PointResults
+  is_metaoptimize: bool
+
+
+def load_results(
+    output_dir: str | pathlib.Path) -> tuple[ExperimentConfig, list[OptimizerResults]]:
+  """The config and every optimizer's runs found in a results directory.
+
+  Raises:
+    ConfigError: if the directory holds no ``config.yaml`` (not a results directory).
+  """
+  out = pathlib.Path(output_dir)
+  path = out / results.CONFIG_FILE
+  if not path.exists():
+    raise ConfigError(f"{str(out)!r} is not a results directory: it has no {results.CONFIG_FILE} "
+                      "(run `metaoptimize-optax compare CONFIG` first).")
+  config = config_lib.from_dict(config_lib.parse_yaml(path.read_text()) or {})
+  loaded = []
+  for opt in config.optimizers:
+    points = []
+    for point in opt.points():
+      runs = []
+      for seed in config.seeds:
+        path = results.run_dir(out, opt, point, seed) / results.METRICS_FILE
+        records = results.read_records(path)
+        if any(r.get("event") == "train" for r in records) or results.end_record(records):
+          runs.append(RunRecords(seed, records))
+      points.append(PointResults(point, tuple(runs)))
+    if not any(p.runs for p in points):
+      continue
+    chosen = min(points, key=lambda p: (p.score(), not p.runs))
+    is_mo = registry.build_optimizer(opt.name, config.steps, chosen.point.params).is_metaoptimize
+    loaded.append(OptimizerResults(opt, tuple(points), chosen, is_mo))
+  return config, loaded
+
+
+# ----------------------------------------------------------------------------
+# The table.
+
+
+def _final_metrics(run: RunRecords) -> dict[str, float]:
+  """``train_loss``, ``test_loss``, ``train_accuracy``, ... at the end of a finished run."""
+  out: dict[str, float] = {}
+  train = run.train
+  if train:
+    out.update({f"train_{k}": v for k, v in train[-1].items()
+                if k not in ("event", "step", "learning_rate", "step_time") and v is not None})
+  evals = run.evals
+  if evals:  # Evaluation on a split overrides the running training metrics.
+    out.update({k: v for k, v in evals[-1].items()
+                if k not in ("event", "step") and v is not None})
+  return out
+
+
+def _steps_to_target(run: RunRecords, target: float) -> int | None:
+  return next((r["step"] for r in run.train if r["loss"] is not None and r["loss"] <= target),
+              None)
+
+
+def _mean_std(values: Sequence[float]) -> dict[str, float] | None:
+  if not values:
+    return None
+  return {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
+
+
+def summarize(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) -> dict[str, Any]:
+  """The comparison as data (what ``summary.json`` holds)."""
+  rows = []
+  for res in loaded:
+    runs = res.chosen.runs
+    finished = [r for r in runs if r.status == "finished"]
+    metrics: dict[str, list[float]] = {}
+    for run in finished:
+      for k, v in _final_metrics(run).items():
+        metrics.setdefault(k, []).append(float(v))
+    step_times = [float(np.mean(t)) for t in
+                  ([r["step_time"] for r in run.train if r.get("step_time")] for run in runs) if t]
+    row: dict[str, Any] = {
+        "optimizer": res.optimizer.display_name,
+        "name": res.optimizer.name,
+        "params": dict(res.chosen.point.params),
+        "metaoptimize": res.is_metaoptimize,
+        "seeds": [r.seed for r in runs],
+        "finished": len(finished),
+        "metrics": {k: _mean_std(v) for k, v in metrics.items()},
+        "step_time": _mean_std(step_times),
+        "diverged": [{"seed": r.seed, **{k: r.diverged[k] for k in ("step", "reason")}}
+                     for r in runs if r.diverged is not None],
+        "incomplete": [r.seed for r in runs if r.status == "incomplete"],
+    }
+    if config.target_loss is not None:
+      reached = [s for s in (_steps_to_target(r, config.target_loss) for r in runs)
+                 if s is not None]
+      row["steps_to_target"] = {"reached": len(reached), "of": len(runs),
+                                **(_mean_std(reached) or {})}
+    if res.optimizer.grid:
+      row["grid"] = {
+          "parameters": {k: list(v) for k, v in res.optimizer.grid.items()},
+          "selected_by": "lowest final training loss, mean over seeds, same budget",
+          "best": res.chosen.point.label,
+          "points": [{"point": p.point.label,
+                      "final_train_loss": None if math.isinf(p.score()) else p.score(),
+                      "diverged": sum(r.diverged is not None for r in p.runs),
+                      "runs": len(p.runs)} for p in res.points],
+      }
+    rows.append(row)
+  return {"workload": config.workload.name, "steps": config.steps, "seeds": list(config.seeds),
+          "target_loss": config.target_loss, "optimizers": rows}
+
+
+def _cell(stat: dict[str, float] | None, scale: float = 1.0, digits: int = 4) -> str:
+  """``mean ± std`` (``digits`` and 2 significant digits); the mean alone for one seed."""
+  if stat is None:
+    return "—"
+  mean = f"{scale * stat['mean']:.{digits}g}"
+  return mean if stat["n"] == 1 else f"{mean} ± {scale * stat['std']:.2g}"
+
+
+def _columns(summary: dict[str, Any]) -> list[str]:
+  keys = {k for row in summary["optimizers"] for k in row["metrics"]}
+  splits = sorted({k.rsplit("_", 1)[0] for k in keys}, key=lambda s: (s != "train", s))
+  return [f"{s}_{m}" for m in ("loss", "accuracy") for s in splits if f"{s}_{m}" in keys]
+
+
+def _notes(row: dict[str, Any]) -> str:
+  notes = []
+  if "grid" in row:
+    grid = row["grid"]
+    tried = "; ".join(f"{k} ∈ {{{', '.join(map(config_lib.format_value, v))}}}"
+                      for k, v in grid["parameters"].items())
+    notes.append(f"tuned: {tried}; best {grid['best']} by final training loss")
+  if row["diverged"]:
+    steps = ", ".join(str(d["step"]) for d in row["diverged"])
+    notes.append(f"diverged in {len(row['diverged'])}/{len(row['seeds'])} seeds (step {steps})")
+  if row["incomplete"]:
+    notes.append(f"incomplete seeds {row['incomplete']}")
+  return "; ".join(notes)
+
+
+def table(summary: dict[str, Any]) -> str:
+  """The comparison as a Markdown table."""
+  columns = _columns(summary)
+  target = summary.get("target_loss")
+  header = ["Optimizer", *(c.replace("_", " ") for c in columns)]
+  if target is not None:
+    header.append(f"steps to loss ≤ {target:g}")
+  header += ["ms / step", "notes"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for row in summary["optimizers"]:
+    if not row["finished"]:
+      cells = ["diverged" if row["diverged"] else "—"] * len(columns)
+    else:
+      cells = [_cell(row["metrics"].get(c)) for c in columns]
+    if target is not None:
+      reach = row["steps_to_target"]
+      cell = "not reached" if not reach["reached"] else f"{reach['mean']:.0f}"
+      if reach["reached"] and reach["reached"] < reach["of"]:
+        cell += f" ({reach['reached']}/{reach['of']} seeds)"
+      cells.append(cell)
+    st = row["step_time"]
+    cells.append(_cell(st, scale=1e3, digits=3))
+    cells.append(_notes(row))
+    lines.append("| " + " | ".join([row["optimizer"], *cells]) + " |")
+  return "\n".join(lines)
+
+
+def markdown(config: ExperimentConfig, summary: dict[str, Any]) -> str:
+  """The whole ``summary.md``."""
+  seeds = summary["seeds"]
+  parts = [f"# {config.workload.name}: {len(summary['optimizers'])} optimizers",
+           ""]
+  if config.description:
+    parts += [config.description.strip(), ""]
+  parts += [
+      f"{config.steps} steps, seeds {seeds}. Final metrics are the last evaluation "
+      "(train loss and accuracy: the evaluation on the training split when the workload has "
+      "one, else the mean over the last logged interval), mean ± standard deviation over "
+      "the seeds that finished.",
+  ]
+  if config.target_loss is not None:
+    parts.append(f"Steps to target: the first logged step at which the training loss "
+                 f"(mean over a log interval of {config.log_every} steps) was at most "
+                 f"{config.target_loss:g}, mean over the seeds that reached it.")
+  parts.append("Time per step: wall time with `block_until_ready`, first (compiling) step "
+               "excluded.")
+  if any("grid" in row for row in summary["optimizers"]):
+    parts.append("Tuned optimizers ran every grid point on the same budget and seeds; the "
+                 "table shows the point with the lowest final training loss.")
+  parts += ["", table(summary), ""]
+  for row in summary["optimizers"]:
+    if "grid" in row:
+      parts.append(f"Grid of {row['optimizer']} (final training loss, mean over seeds):")
+      for p in row["grid"]["points"]:
+        loss = "diverged" if p["final_train_loss"] is None else f"{p['final_train_loss']:.4g}"
+        mark = "  ← best" if p["point"] == row["grid"]["best"] else ""
+        parts.append(f"- {p['point']}: {loss}{mark}")
+      parts.append("")
+  parts += ["![loss](loss.png)", "", "![learning rates](learning_rates.png)", ""]
+  return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------------
+# Plots.
+
+
+def _curve(runs: Sequence[RunRecords], event: str, key: str) -> tuple[np.ndarray, ...]:
+  """Steps, mean, min and max of ``key`` over the runs that logged each step."""
+  by_step: dict[int, list[float]] = {}
+  for run in runs:
+    for r in results.iter_events(run.records, event):
+      if r.get(key) is not None:
+        by_step.setdefault(r["step"], []).append(float(r[key]))
+  steps = np.asarray(sorted(by_step))
+  vals = [by_step[s] for s in steps]
+  return (steps, np.asarray([np.mean(v) for v in vals]), np.asarray([np.min(v) for v in vals]),
+          np.asarray([np.max(v) for v in vals]))
+
+
+def _eval_loss_key(loaded: Sequence[OptimizerResults]) -> str | None:
+  keys = {k for res in loaded for run in res.chosen.runs for r in run.evals for k in r
+          if k.endswith("_loss")}
+  for preferred in ("test_loss", "valid_loss", "eval_loss"):
+    if preferred in keys:
+      return preferred
+  return sorted(keys)[0] if keys else None
+
+
+def _label(res: OptimizerResults) -> str:
+  point = res.chosen.point.label
+  return res.optimizer.display_name + (f" ({point})" if res.optimizer.grid else "")
+
+
+def _color(i: int, n: int) -> Any:
+  """The color of optimizer ``i`` of ``n`` (distinct for up to 20)."""
+  return f"C{i % 10}" if n <= 10 else matplotlib.colormaps["tab20"](i % 20)
+
+
+def _axes(n: int, width: float = 6.0, height: float = 4.2, ncols: int = 3) -> tuple[Any, list]:
+  ncols = max(1, min(n, ncols))
+  nrows = max(1, -(-n // ncols))
+  fig = Figure(figsize=(width * ncols, height * nrows))
+  axes = fig.subplots(nrows, ncols, squeeze=False)
+  flat = list(axes.ravel())
+  for ax in flat[n:]:
+    ax.set_visible(False)
+  return fig, flat[:max(n, 1)]
+
+
+def plot_losses(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) -> Figure:
+  """Training loss (and evaluation loss) of every optimizer: mean over seeds, min–max band.
+
+  Diverged runs are drawn up to their divergence (marked x) and left out of the
+  y range.
+  """
+  eval_key = _eval_loss_key(loaded)
+  panels = [("train", "loss", "training loss (mean over each log interval)")]
+  if eval_key:
+    panels.append(("eval", eval_key, eval_key.replace("_", " ")))
+  fig, axes = _axes(len(panels), 6.5, 4.5)
+  for ax, (event, key, title) in zip(axes, panels, strict=True):
+    finite_range: list[float] = []
+    for i, res in enumerate(loaded):
+      color = _color(i, len(loaded))
+      steps, mean, lo, hi = _curve(res.chosen.runs, event, key)
+      ax.plot(steps, mean, color=color, label=_label(res),
+              linewidth=2.0 if res.is_metaoptimize else 1.2)
+      if len(res.chosen.runs) > 1 and steps.size:
+        ax.fill_between(steps, lo, hi, color=color, alpha=0.15, linewidth=0)
+      diverged = [r.diverged["step"] for r in res.chosen.runs if r.diverged is not None]
+      if diverged and steps.size:
+        ax.plot([min(diverged)], [mean[-1]], marker="x", color=color, markersize=9)
+      if not diverged:
+        finite_range += [*lo, *hi]
+    if finite_range:
+      top, bottom = max(finite_range), min(finite_range)
+      if bottom > 0:
+        ax.set_yscale("log")
+        ax.set_ylim(bottom / 1.3, top * 1.3)
+      else:
+        pad = 0.05 * (top - bottom or 1.0)
+        ax.set_ylim(bottom - pad, top + pad)
+    ax.set_xlabel("step")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+  axes[0].legend(fontsize=8)
+  fig.suptitle(f"{config.workload.name}: loss, mean over {len(config.seeds)} seed(s), "
+               "band min–max; x: diverged")
+  fig.tight_layout()
+  return fig
+
+
+def plot_learning_rates(config: ExperimentConfig,
+                        loaded: Sequence[OptimizerResults]) -> Figure:
+  """The learning rate of each MetaOptimize optimizer over time, one line per block.
+
+  One panel per MetaOptimize optimizer with every seed (one color per block;
+  the first seed drawn thicker), log scale, and a last panel with the peers'
+  learning rates (schedules and estimates; first seed), in their loss-plot colors.
+  """
+  mo_results = [r for r in loaded if r.is_metaoptimize]
+  peers = [(i, r) for i, r in enumerate(loaded) if not r.is_metaoptimize]
+  fig, axes = _axes(len(mo_results) + bool(peers))
+  for ax, res in zip(axes, mo_results, strict=False):
+    blocks = list(dict.fromkeys(b for run in res.chosen.runs for r in run.train
+                                for b in r["learning_rate"]))
+    for j, block in enumerate(blocks):
+      for k, run in enumerate(res.chosen.runs):
+        pts = [(r["step"], r["learning_rate"][block]) for r in run.train
+               if (r["learning_rate"].get(block) or 0) > 0]
+        if pts:
+          s, v = zip(*pts, strict=True)
+          ax.plot(s, v, color=f"C{j % 10}", linewidth=1.4 if k == 0 else 0.7,
+                  alpha=1.0 if k == 0 else 0.5, label=block if k == 0 else None)
+    ax.set_yscale("log")
+    ax.set_title(f"{_label(res)}: learned learning rate", fontsize=10)
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3, which="both")
+    if 0 < len(blocks) <= 12:
+      ax.legend(fontsize=7, title="block", title_fontsize=7)
+  if peers:
+    ax = axes[len(mo_results)]
+    for i, res in peers:
+      pts = [(r["step"], v) for r in res.chosen.runs[0].train
+             for v in list(r["learning_rate"].values())[:1] if (v or 0) > 0]
+      if pts:
+        s, v = zip(*pts, strict=True)
+        ax.plot(s, v, color=_color(i, len(loaded)), linestyle="--", label=_label(res))
+    ax.set_yscale("log")
+    ax.set_title("peers: learning rate (schedule or estimate)", fontsize=10)
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+  if not loaded:
+    axes[0].text(0.5, 0.5, "no runs", ha="center", va="center")
+  fig.suptitle(f"{config.workload.name}: learning rates (log scale)")
+  fig.tight_layout()
+  return fig
+
+
+def write_report(output_dir: str | pathlib.Path) -> str:
+  """Writes ``summary.md``, ``summary.json``, ``loss.png`` and ``learning_rates.png``.
+
+  Returns:
+    The Markdown table.
+  """
+  out = pathlib.Path(output_dir)
+  config, loaded = load_results(out)
+  summary = summarize(config, loaded)
+  (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+  (out / "summary.md").write_text(markdown(config, summary))
+  for name, make in (("loss.png", plot_losses), ("learning_rates.png", plot_learning_rates)):
+    make(config, loaded).savefig(out / name, dpi=110)
+  return table(summary)

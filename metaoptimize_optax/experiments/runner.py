@@ -1,0 +1,493 @@
+"""The runner: trains every (optimizer, grid point, seed) of a config.
+
+Each optimizer gets one jitted, pure train step
+``(params, model_state, opt_state, batch, step) -> (params, model_state,
+opt_state, metrics)`` that donates the training state; MetaOptimize with
+``hessian="hvp"`` is handed ``value_fn``, the loss of the current batch as a
+function of the params. The host only dispatches steps, and every ``log_every``
+steps fetches the interval's losses, checks them for divergence and writes one
+record to the run's ``metrics.jsonl`` (see :mod:`.results`). Evaluation runs
+every ``eval_every`` steps and at the end; Orbax checkpoints every
+``checkpoint_every`` steps let ``resume=True`` continue a run to exactly the
+metrics of an uninterrupted one.
+
+When several devices are visible the batch is split over a 1-D mesh of them
+(``jax.sharding``), params and optimizer state replicated; the result is the
+one-device result up to floating-point summation order.
+
+A run whose training loss is not finite stops, with a ``diverged`` record
+saying at which step; the other runs go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import pathlib
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import tqdm
+import yaml
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from metaoptimize_optax.experiments import config as config_lib
+from metaoptimize_optax.experiments import registry, results, workloads
+from metaoptimize_optax.experiments.checkpoints import RunCheckpointer
+from metaoptimize_optax.experiments.config import (
+    ConfigError,
+    ExperimentConfig,
+    GridPoint,
+    OptimizerConfig,
+    WorkloadConfig,
+)
+from metaoptimize_optax.experiments.workloads.base import Workload
+
+logger = logging.getLogger(__name__)
+
+TrainStep = Callable[..., tuple[Any, Any, Any, dict[str, Any]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+  """How one run ended."""
+
+  optimizer: str  # Display name.
+  grid_point: str  # "" without a grid.
+  seed: int
+  status: str  # "finished", "diverged" or "stopped" (stop_after reached).
+  step: int  # Updates done.
+  reason: str = ""  # Why it diverged.
+  final_loss: float | None = None  # Training loss of the last logged interval.
+  run_dir: str = ""
+
+
+# ----------------------------------------------------------------------------
+# Workload and devices.
+
+
+def build_workload(config: WorkloadConfig) -> Workload:
+  """The workload a config names, or a :class:`ConfigError` saying what is wrong.
+
+  An unknown name or option lists the valid ones; a missing data path names the
+  expected format (the workload's own message).
+  """
+  if config.name not in workloads.WORKLOADS:
+    raise ConfigError(f"unknown workload {config.name!r}; valid workloads: "
+                      f"{', '.join(sorted(workloads.WORKLOADS))}.")
+  try:
+    return workloads.get_workload(config.name, **config.options)
+  except (TypeError, ValueError, OSError) as e:
+    raise ConfigError(f"workload {config.name!r}: {e}") from None
+
+
+def check_optimizers(config: ExperimentConfig, workload: Workload) -> None:
+  """Initializes every optimizer of ``config`` on the workload's params, abstractly.
+
+  Catches what only the params can tell (block prefixes that match no
+  parameter, say) before any run starts.
+
+  Raises:
+    ConfigError: naming the optimizer and grid point that fail.
+  """
+  params, _ = jax.eval_shape(workload.init, jax.random.PRNGKey(0))
+  for opt in config.optimizers:
+    for point in opt.points():
+      tx = registry.build_optimizer(opt.name, config.steps, point.params).tx
+      try:
+        jax.eval_shape(tx.init, params)
+      except (TypeError, ValueError) as e:
+        at = f" (grid point {point.label})" if point.label else ""
+        raise ConfigError(f"optimizers[{opt.display_name!r}]{at}: {e}") from None
+
+
+def data_mesh(batch_size: int, data_parallel: bool = True) -> Mesh:
+  """A 1-D mesh (axis ``"data"``) over the devices that split ``batch_size`` evenly.
+
+  All visible devices when they divide the batch; otherwise the largest count
+  that does (with a warning); one device when ``data_parallel`` is false.
+  """
+  devices = jax.devices()
+  n = len(devices) if data_parallel else 1
+  while batch_size % n:
+    n -= 1
+  if n < len(devices) and data_parallel:
+    logger.warning("batch size %d is not divisible by %d devices; using %d.", batch_size,
+                   len(devices), n)
+  return Mesh(np.asarray(devices[:n]), ("data",))
+
+
+def _batch_sharding(mesh: Mesh, batch: Mapping[str, np.ndarray]) -> NamedSharding:
+  sizes = {np.shape(x)[0] for x in jax.tree.leaves(batch)}
+  n = mesh.devices.size
+  split = len(sizes) == 1 and sizes.pop() % n == 0
+  return NamedSharding(mesh, P("data") if split else P())
+
+
+def _batch_size(batch: Mapping[str, np.ndarray]) -> int:
+  return int(np.shape(jax.tree.leaves(batch)[0])[0])
+
+
+# ----------------------------------------------------------------------------
+# Pure train and eval steps.
+
+
+def make_train_step(workload: Workload, optimizer: registry.Optimizer) -> TrainStep:
+  """The pure train step of ``workload`` under ``optimizer`` (not yet jitted).
+
+  ``train_step(params, model_state, opt_state, batch, step)`` returns the new
+  ``(params, model_state, opt_state)`` and the step's metrics: the workload's
+  (``loss``, ``accuracy``, ...) and ``learning_rate``, a dict block -> rate in
+  effect at this step.
+  """
+  tx = optimizer.tx
+
+  def train_step(params, model_state, opt_state, batch, step):
+    def loss_fn(p):
+      return workload.loss(p, model_state, batch, True)
+
+    (loss, (metrics, new_model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    extra = {}
+    if optimizer.needs_value_fn:
+      extra["value_fn"] = lambda p: loss_fn(p)[0]
+    rates = optimizer.learning_rates(opt_state, step) if optimizer.learning_rates else {}
+    updates, opt_state = tx.update(grads, opt_state, params, **extra)
+    params = optax.apply_updates(params, updates)
+    metrics = {**metrics, "loss": loss, "learning_rate": rates}
+    return params, new_model_state, opt_state, metrics
+
+  return train_step
+
+
+def make_eval_step(workload: Workload) -> Callable[..., dict[str, jax.Array]]:
+  """``eval_step(params, model_state, batch) -> metrics`` (batch means), not yet jitted."""
+
+  def eval_step(params, model_state, batch):
+    _, (metrics, _) = workload.loss(params, model_state, batch, False)
+    return metrics
+
+  return eval_step
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkloadFunctions:
+  """The jitted functions of a workload on a mesh, shared by every optimizer."""
+
+  workload: Workload
+  mesh: Mesh
+  init: Callable[[jax.Array], tuple[Any, Any]]  # key -> (params, model_state), replicated.
+  eval_step: Callable[..., dict[str, jax.Array]]
+
+
+def compile_workload(workload: Workload, mesh: Mesh) -> WorkloadFunctions:
+  """Jits the workload's init and evaluation on ``mesh`` (compiled on first use)."""
+  replicated = NamedSharding(mesh, P())
+  return WorkloadFunctions(workload, mesh, jax.jit(workload.init, out_shardings=replicated),
+                           jax.jit(make_eval_step(workload)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+  """The compiled functions of one (workload, optimizer) pair, shared by its seeds."""
+
+  fns: WorkloadFunctions
+  optimizer: registry.Optimizer
+  train_step: TrainStep
+  init_opt_state: Callable[[Any], Any]
+  eval_params: Callable[[Any, Any], Any] | None  # (params, opt_state) -> params.
+
+  @property
+  def workload(self) -> Workload:
+    return self.fns.workload
+
+  @property
+  def mesh(self) -> Mesh:
+    return self.fns.mesh
+
+  def init(self, key: jax.Array) -> tuple[Any, Any, Any]:
+    """The initial ``(params, model_state, opt_state)`` of the seed of ``key``.
+
+    Every buffer is distinct, as the train step (which donates them) needs,
+    also where the optimizer state holds the params themselves (``x0`` of
+    Mechanic and DoG).
+    """
+    params, model_state = self.fns.init(key)
+    opt_state = self.init_opt_state(params)
+    seen = {id(x) for x in jax.tree.leaves(params)}
+    opt_state = jax.tree.map(lambda x: jnp.copy(x) if id(x) in seen else x, opt_state)
+    return params, model_state, opt_state
+
+
+def make_trainer(fns: WorkloadFunctions, optimizer: registry.Optimizer) -> Trainer:
+  """Jits the train step (state donated, batch split over the mesh) and the optimizer's init."""
+  replicated = NamedSharding(fns.mesh, P())
+  data = NamedSharding(fns.mesh, P("data"))
+  train_step = jax.jit(
+      make_train_step(fns.workload, optimizer), donate_argnums=(0, 1, 2),
+      in_shardings=(replicated, replicated, replicated, data, replicated),
+      out_shardings=replicated)
+  eval_params = None
+  if optimizer.eval_params is not None:
+    eval_params = jax.jit(lambda params, opt_state: optimizer.eval_params(opt_state, params))
+  return Trainer(fns, optimizer, train_step,
+                 jax.jit(optimizer.tx.init, out_shardings=replicated), eval_params)
+
+
+def evaluate(trainer: Trainer, params: Any, model_state: Any, opt_state: Any, seed: int,
+             step: int) -> dict[str, float]:
+  """The workload's evaluation metrics at ``step``, as ``{"<split>_<metric>": mean}``."""
+  point = params if trainer.eval_params is None else trainer.eval_params(params, opt_state)
+  out: dict[str, float] = {}
+  for split, batches in trainer.workload.eval_batches(seed, step).items():
+    sums: dict[str, Any] = {}
+    total = 0
+    for batch in batches:
+      n = _batch_size(batch)
+      batch = jax.device_put(batch, _batch_sharding(trainer.mesh, batch))
+      metrics = trainer.fns.eval_step(point, model_state, batch)
+      for k, v in metrics.items():
+        sums[k] = sums.get(k, 0.0) + v * n
+      total += n
+    for k, v in jax.device_get(sums).items():
+      out[f"{split}_{k}"] = float(v) / max(total, 1)
+  return out
+
+
+# ----------------------------------------------------------------------------
+# One run.
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+  """What one run trains and where it writes."""
+
+  optimizer: OptimizerConfig
+  point: GridPoint
+  seed: int
+  directory: pathlib.Path
+
+
+def _first_nonfinite(losses: np.ndarray) -> int | None:
+  bad = np.flatnonzero(~np.isfinite(losses))
+  return int(bad[0]) if bad.size else None
+
+
+def _interval_record(step: int, pending: list[dict[str, Any]], rates: dict[str, Any],
+                     step_time: float | None) -> dict[str, Any]:
+  record: dict[str, Any] = {"event": "train", "step": step}
+  for key in pending[0]:
+    record[key] = float(np.mean([m[key] for m in pending]))
+  record["learning_rate"] = {k: float(v) for k, v in rates.items()}
+  record["step_time"] = step_time
+  return record
+
+
+def train_run(trainer: Trainer, spec: RunSpec, config: ExperimentConfig, *,
+              resume: bool = False, progress: bool = True,
+              stop_after: int | None = None) -> RunResult:
+  """Trains one run, streaming its metrics to ``spec.directory/metrics.jsonl``.
+
+  Args:
+    trainer: the compiled functions of the run's optimizer.
+    spec: the optimizer, grid point, seed and directory of the run.
+    config: the experiment (budget, intervals).
+    resume: continue from the run's latest checkpoint (a finished run is left
+      as it is); otherwise start from step 0, replacing earlier files.
+    progress: show a tqdm progress bar.
+    stop_after: stop (as if interrupted) once this many steps are done.
+
+  Returns:
+    How the run ended.
+  """
+  name = spec.optimizer.display_name + (f" [{spec.point.label}]" if spec.point.label else "")
+  spec.directory.mkdir(parents=True, exist_ok=True)
+  metrics_path = spec.directory / results.METRICS_FILE
+  if resume:
+    end = results.end_record(results.read_records(metrics_path))
+    if end is not None:
+      logger.info("%s seed %d: already %s at step %d.", name, spec.seed, end["status"],
+                  end["step"])
+      return _result(spec, end["status"], end["step"], end.get("reason", ""), metrics_path)
+  elif (spec.directory / results.CHECKPOINT_DIR).exists():
+    shutil.rmtree(spec.directory / results.CHECKPOINT_DIR)
+
+  params, model_state, opt_state = trainer.init(jax.random.PRNGKey(spec.seed))
+  start = 0
+  with contextlib.ExitStack() as stack:
+    ckpt = None
+    if config.checkpoint_every:
+      ckpt = stack.enter_context(RunCheckpointer(spec.directory / results.CHECKPOINT_DIR))
+    if resume and ckpt is not None and ckpt.latest_step() is not None:
+      start = ckpt.latest_step()
+      state = ckpt.restore(start, {"params": params, "model_state": model_state,
+                                   "opt_state": opt_state})
+      params, model_state, opt_state = state["params"], state["model_state"], state["opt_state"]
+      results.truncate_records(metrics_path, start)
+      logger.info("%s seed %d: resuming at step %d.", name, spec.seed, start)
+    else:
+      metrics_path.write_text("")
+    stream = stack.enter_context(metrics_path.open("a"))
+    if start == 0:
+      results.write_record(stream, {
+          "event": "start", "optimizer": spec.optimizer.display_name,
+          "name": spec.optimizer.name, "params": dict(spec.point.params),
+          "grid_point": spec.point.label, "seed": spec.seed, "steps": config.steps,
+          "devices": int(trainer.mesh.devices.size), "workload": trainer.workload.name})
+    bar = stack.enter_context(tqdm.tqdm(
+        total=config.steps, initial=start, desc=f"{name} seed {spec.seed}", disable=not progress,
+        leave=False, dynamic_ncols=True))
+    batch_sharding = NamedSharding(trainer.mesh, P("data"))
+
+    pending: list[dict[str, Any]] = []
+    # Timing: steps since the clock started, its start, and the seconds spent
+    # since then on evaluation and checkpoints (left out).
+    timed_steps, clock, paused = 0, None, 0.0
+    last_loss = None
+    for step in range(start, config.steps):
+      batch = jax.device_put(trainer.workload.train_batch(spec.seed, step), batch_sharding)
+      params, model_state, opt_state, metrics = trainer.train_step(
+          params, model_state, opt_state, batch, np.int32(step))
+      rates = metrics.pop("learning_rate")
+      pending.append(metrics)
+      done = step + 1
+      if clock is None:  # Leave the first (compiling) step out of the timing.
+        jax.block_until_ready(metrics["loss"])
+        clock = time.perf_counter()
+      else:
+        timed_steps += 1
+
+      if done % config.log_every == 0 or done == config.steps:
+        host = jax.device_get(pending)
+        rates = jax.device_get(rates)
+        step_time = ((time.perf_counter() - clock - paused) / timed_steps if timed_steps
+                     else None)
+        bad = _first_nonfinite(np.asarray([m["loss"] for m in host]))
+        if bad is not None:
+          diverged_at = done - len(host) + bad + 1
+          if bad:
+            results.write_record(stream, _interval_record(diverged_at - 1, host[:bad], rates,
+                                                          step_time))
+          reason = f"non-finite training loss ({host[bad]['loss']}) at step {diverged_at}"
+          logger.warning("%s seed %d diverged: %s.", name, spec.seed, reason)
+          results.write_record(stream, {"event": "diverged", "step": diverged_at,
+                                        "reason": reason})
+          results.write_record(stream, {"event": "end", "status": "diverged",
+                                        "step": diverged_at, "reason": reason})
+          return _result(spec, "diverged", diverged_at, reason, metrics_path)
+        record = _interval_record(done, host, rates, step_time)
+        last_loss = record["loss"]
+        results.write_record(stream, record)
+        bar.update(len(host))
+        bar.set_postfix(loss=f"{last_loss:.4g}", lr=_rate_text(record["learning_rate"]))
+        pending, timed_steps, clock, paused = [], 0, time.perf_counter(), 0.0
+
+      begin = time.perf_counter()
+      if (config.eval_every and done % config.eval_every == 0) or done == config.steps:
+        metrics = evaluate(trainer, params, model_state, opt_state, spec.seed, done)
+        results.write_record(stream, {"event": "eval", "step": done, **metrics})
+      if ckpt is not None and (done % config.checkpoint_every == 0 or done == config.steps):
+        ckpt.save(done, {"params": params, "model_state": model_state, "opt_state": opt_state})
+      if stop_after is not None and stop_after <= done < config.steps:
+        logger.info("%s seed %d: stopped at step %d.", name, spec.seed, done)
+        return _result(spec, "stopped", done, "", metrics_path)
+      paused += time.perf_counter() - begin
+
+    results.write_record(stream, {"event": "end", "status": "finished", "step": config.steps})
+  logger.info("%s seed %d: finished, training loss %.4g.", name, spec.seed, last_loss or math.nan)
+  return _result(spec, "finished", config.steps, "", metrics_path)
+
+
+def _rate_text(rates: Mapping[str, float]) -> str:
+  values = [v for v in rates.values() if v and v > 0]
+  if not values:
+    return "-"
+  if len(values) == 1:
+    return f"{values[0]:.3g}"
+  return f"{min(values):.2g}..{max(values):.2g}"
+
+
+def _result(spec: RunSpec, status: str, step: int, reason: str,
+            metrics_path: pathlib.Path) -> RunResult:
+  train = list(results.iter_events(results.read_records(metrics_path), "train"))
+  return RunResult(spec.optimizer.display_name, spec.point.label, spec.seed, status, step,
+                   reason, train[-1]["loss"] if train else None, str(spec.directory))
+
+
+# ----------------------------------------------------------------------------
+# A whole experiment.
+
+
+def prepare_output_dir(config: ExperimentConfig, *, resume: bool = False,
+                       overwrite: bool = False) -> pathlib.Path:
+  """Checks that ``config.output_dir`` may be written (nothing is written yet).
+
+  Raises:
+    ConfigError: if the directory holds results and neither ``resume`` nor
+      ``overwrite`` is set, or if ``resume`` finds a different config there.
+  """
+  out = pathlib.Path(config.output_dir)
+  if out.exists() and not out.is_dir():
+    raise ConfigError(f"output_dir {str(out)!r} exists and is not a directory.")
+  if not out.exists() or not any(out.iterdir()) or overwrite:
+    return out
+  if not resume:
+    raise ConfigError(f"output_dir {str(out)!r} already holds results; pass --resume to "
+                      "continue them or --overwrite to start again.")
+  saved = out / results.CONFIG_FILE
+  if saved.exists():
+    before = config_lib.parse_yaml(saved.read_text()) or {}
+    now = config.to_dict()
+    changed = sorted(k for k in now if k not in ("output_dir", "optimizers")
+                     and before.get(k) != now[k])
+    changed += sorted(k for k, v in now["optimizers"].items()
+                      if k in before.get("optimizers", {}) and before["optimizers"][k] != v)
+    if changed:
+      raise ConfigError(f"--resume: the config differs from the one in {str(out)!r} in "
+                        f"{', '.join(changed)}; use another output_dir or --overwrite.")
+  return out
+
+
+def write_config(config: ExperimentConfig, out: pathlib.Path, overwrite: bool = False) -> None:
+  """Creates ``out`` (emptied first when ``overwrite``) and writes the resolved config."""
+  if overwrite and out.exists():
+    shutil.rmtree(out)
+  out.mkdir(parents=True, exist_ok=True)
+  (out / results.CONFIG_FILE).write_text(
+      yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None))
+
+
+def run_experiment(config: ExperimentConfig, workload: Workload, *,
+                   optimizers: Sequence[str] | None = None, resume: bool = False,
+                   overwrite: bool = False, progress: bool = True,
+                   stop_after: int | None = None) -> list[RunResult]:
+  """Trains every optimizer (or those named), grid point and seed of ``config``.
+
+  Every run sees the same data and initial weights for a given seed. The
+  config and output directory must have been validated (see the CLI); this
+  writes ``config.yaml`` and each run's files.
+  """
+  out = prepare_output_dir(config, resume=resume, overwrite=overwrite)
+  selected = [o for o in config.optimizers if optimizers is None or o.display_name in optimizers]
+  mesh = data_mesh(_batch_size(workload.train_batch(config.seeds[0], 0)), config.data_parallel)
+  if mesh.devices.size > 1:
+    logger.info("data parallel over %d devices", mesh.devices.size)
+  write_config(config, out, overwrite=overwrite)
+  fns = compile_workload(workload, mesh)
+  outcomes = []
+  for opt in selected:
+    for point in opt.points():
+      trainer = make_trainer(fns, registry.build_optimizer(opt.name, config.steps, point.params))
+      for seed in config.seeds:
+        spec = RunSpec(opt, point, seed, results.run_dir(out, opt, point, seed))
+        outcomes.append(train_run(trainer, spec, config, resume=resume, progress=progress,
+                                  stop_after=stop_after))
+  return outcomes
