@@ -24,6 +24,7 @@ from metaoptimize_optax._presets import (
     sgd,
     sgdm,
 )
+from metaoptimize_optax._recommended import recommended, recommended_settings
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,8 @@ __all__ = [
     "lion",
     "meta_optimizer",
     "metaoptimize",
+    "recommended",
+    "recommended_settings",
     "rmsprop",
     "sgd",
     "sgdm",

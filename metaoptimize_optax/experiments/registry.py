@@ -21,6 +21,8 @@ Names:
   any blocks (a kind, or a mapping path prefix -> label, see
   :func:`prefix_blocks`), ``hessian="free"|"hvp"``, any ``gamma``; the preset's
   own parameters (``b1``, ``momentum``, ...) pass through.
+* ``recommended``: ``mo.recommended`` (AdamW base, Adam meta, gamma and meta
+  learning rate derived from the run length ``steps``).
 * ``hypergradient``: the same with ``gamma`` fixed at 0 (the trace is the last
   update alone), i.e. hypergradient descent on the log learning rate. Its meta
   optimizer defaults to the paper's Lion, so that against ``metaoptimize`` only
@@ -200,6 +202,22 @@ def _hypergradient(steps: int, **params: Any) -> Optimizer:
   return _metaoptimize(steps, gamma=0.0, **params)
 
 
+def _recommended(steps: int, *, initial_learning_rate: float = 1e-4, hessian: str = "free",
+                 **options: Any) -> Optimizer:
+  """The recommended MetaOptimize (``mo.recommended``), told the run length."""
+  if isinstance(options.get("blocks"), Mapping):
+    options["blocks"] = prefix_blocks(options["blocks"])
+  tx = mo.recommended(initial_learning_rate, total_steps=steps, hessian=hessian, **options)
+  return Optimizer(tx, needs_value_fn=hessian == "hvp", learning_rates=metaoptimize_rates,
+                   is_metaoptimize=True)
+
+
+def _recommended_parameters(params: Mapping[str, Any]) -> tuple[str, ...]:
+  del params
+  return ("initial_learning_rate", "hessian", "blocks", "weight_decay", "b1", "b2", "eps",
+          "min_learning_rate", "max_learning_rate")
+
+
 def _metaoptimize_parameters(params: Mapping[str, Any], fixed: tuple[str, ...] = ()):
   preset = _PRESETS.get(params.get("base", "adamw"), mo.adamw)
   own = [p.name for p in inspect.signature(preset).parameters.values()
@@ -357,6 +375,9 @@ REGISTRY: Mapping[str, OptimizerSpec] = types.MappingProxyType({
     "hypergradient": OptimizerSpec(
         _hypergradient, "hypergradient descent: MetaOptimize with gamma 0",
         lambda params: _metaoptimize_parameters(params, fixed=("gamma",))),
+    "recommended": OptimizerSpec(
+        _recommended, "MetaOptimize as recommended: AdamW base, Adam meta, horizon-aware gamma",
+        _recommended_parameters),
     "adamw": OptimizerSpec(_adamw, "AdamW at a fixed learning rate"),
     "adamw_cosine": OptimizerSpec(_adamw_cosine, "AdamW, linear warm-up and cosine decay"),
     "sgdm": OptimizerSpec(_sgdm, "SGD (with momentum) at a fixed learning rate"),

@@ -1,0 +1,66 @@
+"""The recommended configuration: its defaults, and that it trains under jit."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import metaoptimize_optax as mo
+
+
+@pytest.mark.parametrize("steps, gamma, meta_lr", [
+    (None, 1 - 3 / 10_000, 9e-3),
+    (3000, 0.999, 3e-2),
+    (1000, 0.997, 3e-2),  # meta rate clipped at 3e-2
+    (30_000, 0.9999, 3e-3),
+    (1_000_000, 1 - 3e-6, 1e-3),  # meta rate clipped at 1e-3
+])
+def test_settings_follow_the_run_length(steps, gamma, meta_lr):
+  settings = mo.recommended_settings(steps)
+  assert settings["gamma"] == pytest.approx(gamma, abs=1e-12)
+  assert settings["meta_learning_rate"] == pytest.approx(meta_lr, rel=1e-9)
+
+
+def test_is_adamw_with_adam_meta_and_those_settings():
+  """Step for step the same as the preset it documents."""
+  params = {"w": jnp.linspace(-1.0, 1.0, 6), "b": jnp.ones(2)}
+  loss = lambda p: jnp.sum(jnp.sin(3 * p["w"]) ** 2) + jnp.sum((p["b"] - 2) ** 2)
+  rec = mo.recommended(total_steps=500)
+  ref = mo.adamw(1e-4, meta="adam", gamma=1 - 3 / 500, meta_learning_rate=0.03,
+                 weight_decay=0.1)
+  results = []
+  for tx in (rec, ref):
+    p, state = params, tx.init(params)
+    step = jax.jit(lambda p, s, tx=tx: tx.update(jax.grad(loss)(p), s, p))
+    for _ in range(300):
+      updates, state = step(p, state)
+      p = optax.apply_updates(p, updates)
+    results.append((p, mo.learning_rates(state), loss(p)))
+  jax.tree.map(np.testing.assert_allclose, results[0][:2], results[1][:2])
+  assert float(results[0][1]) > 10 * 1e-4  # it climbed from the starting rate
+  assert results[0][2] < loss(params)
+
+
+def test_hvp_and_blocks_pass_through():
+  params = {"a": {"w": jnp.ones((3, 2))}, "b": {"w": jnp.ones(2)}}
+  loss = lambda p: jnp.sum(p["a"]["w"] ** 2) + jnp.sum(jnp.cos(p["b"]["w"]))
+  tx = mo.recommended(1e-3, total_steps=100, blocks="per_layer", hessian="hvp")
+  state = tx.init(params)
+  step = jax.jit(lambda p, s: tx.update(jax.grad(loss)(p), s, p, value_fn=loss))
+  for _ in range(5):
+    updates, state = step(params, state)
+    params = optax.apply_updates(params, updates)
+  assert set(mo.learning_rates(state)) == {"a", "b"}
+
+
+@pytest.mark.parametrize("bad", [0, 5, -100, 2.5, True, "long"])
+def test_bad_total_steps(bad):
+  with pytest.raises(ValueError, match="total_steps="):
+    mo.recommended(total_steps=bad)
+
+
+@pytest.mark.parametrize("name", ["gamma", "meta", "meta_learning_rate"])
+def test_settings_it_owns_are_not_overridden_silently(name):
+  with pytest.raises(TypeError, match=f"sets {name} itself"):
+    mo.recommended(**{name: 0.5})
