@@ -32,6 +32,7 @@ class MetaOptimizeState(NamedTuple):
   # "hvp" only: d s / d beta for each inexact leaf of the base state (leading
   # block axis, in the order of jax.tree.leaves); () for "free".
   base_state_trace: tuple
+  count: jax.Array  # Number of updates so far (int32), the argument of a gamma schedule.
 
 
 def _concrete(value: Any) -> float | None:
@@ -89,7 +90,7 @@ def metaoptimize(
     initial_learning_rate: float = 1e-6,
     weight_decay: float = 0.0,
     weight_decay_mask: Any = None,
-    gamma: float = 1.0,
+    gamma: float | optax.Schedule = 1.0,
     blocks: Any = "scalar",
     hessian: str = "free",
     min_learning_rate: float | None = None,
@@ -131,6 +132,9 @@ def metaoptimize(
     weight_decay_mask: a tree of booleans shaped like the params (or a prefix of
       it), or a callable ``params -> tree``, selecting the decayed weights.
     gamma: discount of future losses, in [0, 1]; 0 is hypergradient descent.
+      A schedule ``count -> gamma`` (``count`` = updates so far) varies it, for
+      example to look ahead to the end of a run of known length
+      (:func:`recommended`).
     blocks: which weights share a learning rate: ``"scalar"``, ``"per_layer"``
       (leaves under one parent node, labelled by its '/'-joined path),
       ``"per_leaf"``, ``"per_weight"``, a pytree of hashable labels shaped like the
@@ -171,7 +175,8 @@ def metaoptimize(
   _check_number("initial_learning_rate", initial_learning_rate, "a finite number > 0",
                 lambda x: x > 0)
   _check_number("weight_decay", weight_decay, "a finite number >= 0", lambda x: x >= 0)
-  _check_number("gamma", gamma, "a number in [0, 1]", lambda x: 0 <= x <= 1)
+  _check_number("gamma(0)" if callable(gamma) else "gamma", gamma(0) if callable(gamma) else gamma,
+                "a number in [0, 1] or a schedule count -> [0, 1]", lambda x: 0 <= x <= 1)
   for name, value in (("min_learning_rate", min_learning_rate),
                       ("max_learning_rate", max_learning_rate)):
     if value is not None:
@@ -224,7 +229,8 @@ def metaoptimize(
       base_trace = ()
     if weight_decay_mask is not None:
       _decay_mask(params)  # Validates the mask's structure at init.
-    return MetaOptimizeState(base_state, log_lr, meta.init(log_lr), trace, base_trace)
+    return MetaOptimizeState(base_state, log_lr, meta.init(log_lr), trace, base_trace,
+                             jnp.zeros([], jnp.int32))
 
   def _decay_mask(params) -> list[Any]:
     treedef = jax.tree.structure(params)
@@ -247,6 +253,7 @@ def metaoptimize(
           "params -> loss on the current batch, e.g. "
           "tx.update(grads, state, params, value_fn=lambda p: loss(p, batch))."
       )
+    discount = gamma(state.count) if callable(gamma) else gamma
     lay = _blocks.layout(blocks, grads)
     g = lay.treedef.flatten_up_to(grads)
     w = None if params is None else lay.treedef.flatten_up_to(params)
@@ -287,14 +294,14 @@ def metaoptimize(
 
     if curvature:
       trace, base_trace = _curvature_trace(
-          step, value_fn, grads, state, params, gamma)
+          step, value_fn, grads, state, params, discount)
     else:
       alpha = _blocks.leafwise(lay, jax.tree.map(jnp.exp, log_lr))
       # The trace reads the materialised update instead of recomputing it from
       # the base direction and the weights: one read less per weight.
       dw = jax.lax.optimization_barrier(dw)
       trace = lay.treedef.unflatten([
-          (gamma * (1.0 - d * a) * hi + di).astype(hi.dtype)
+          (discount * (1.0 - d * a) * hi + di).astype(hi.dtype)
           for hi, di, a, d in zip(h, dw, alpha, decay, strict=True)
       ])
       base_trace = ()
@@ -306,7 +313,8 @@ def metaoptimize(
       hi = None if max_learning_rate is None else jnp.log(max_learning_rate)
       log_lr = jax.tree.map(lambda b: jnp.clip(b, lo, hi).astype(b.dtype), log_lr)
 
-    new_state = MetaOptimizeState(base_state, log_lr, meta_state, trace, base_trace)
+    new_state = MetaOptimizeState(base_state, log_lr, meta_state, trace, base_trace,
+                                  optax.safe_increment(state.count))
     return lay.treedef.unflatten(dw), new_state
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -7,10 +7,11 @@ study (README, "Which configuration should I use?") found that two changes,
 both derived from the run length ``T``, close the gap to a tuned AdamW with
 warm-up and cosine decay:
 
-* a horizon-aware discount ``gamma = 1 - 3 / T``: the meta-gradient looks about
-  a third of the run ahead, so the rate decays as the end approaches, where
-  ``gamma = 1`` keeps rising and ``gamma = 0.99`` (100 steps ahead) decays far
-  too early (short-horizon bias);
+* a horizon-aware discount ``gamma_t = 1 - 1 / (T - t)``: the meta-gradient
+  looks ahead to the end of the run and no further, so the rate decays as the
+  end approaches (the horizon shrinks, and short horizons favour small rates),
+  where ``gamma = 1`` keeps the rate up to the last step and a fixed
+  ``gamma = 0.99`` (100 steps ahead) decays it far too early;
 * an Adam meta optimizer at ``meta_learning_rate = 90 / T`` (clipped to
   [1e-3, 3e-2]): it can climb three orders of magnitude in a tenth of the run,
   and smooths the meta-gradient where Lion's sign steps oscillate.
@@ -20,30 +21,40 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax.numpy as jnp
 import optax
 
 from metaoptimize_optax._presets import adamw
 
-DEFAULT_TOTAL_STEPS = 10_000
-GAMMA_HORIZON = 3.0  # gamma = 1 - GAMMA_HORIZON / total_steps
+DEFAULT_TOTAL_STEPS = 10_000  # The run length assumed when none is given.
 META_RATE_HORIZON = 90.0  # meta_learning_rate = META_RATE_HORIZON / total_steps
 META_RATE_RANGE = (1e-3, 3e-2)
 
 
-def recommended_settings(total_steps: int | None = None) -> dict[str, float]:
+def horizon_gamma(total_steps: int) -> optax.Schedule:
+  """``count -> 1 - 1 / max(total_steps - count, 2)``: discount to the end of the run."""
+  return lambda count: 1.0 - 1.0 / jnp.maximum(total_steps - count, 2).astype(jnp.float32)
+
+
+def recommended_settings(total_steps: int | None = None) -> dict[str, Any]:
   """The ``gamma`` and ``meta_learning_rate`` that :func:`recommended` uses for a run length.
 
-  >>> recommended_settings(3000)
-  {'gamma': 0.999, 'meta_learning_rate': 0.03}
+  With ``total_steps`` the discount is the schedule :func:`horizon_gamma`; without,
+  a constant ``1 - 1 / 10,000``.
+
+  >>> settings = recommended_settings(3000)
+  >>> settings["meta_learning_rate"], round(float(settings["gamma"](2000)), 6)
+  (0.03, 0.999)
   """
-  steps = DEFAULT_TOTAL_STEPS if total_steps is None else total_steps
-  if isinstance(steps, bool) or not isinstance(steps, int) or steps < 10:
+  if total_steps is not None and (
+      isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 10):
     raise ValueError(
         f"total_steps={total_steps!r} is invalid; expected None or an integer >= 10 "
         "(the number of training steps).")
+  steps = DEFAULT_TOTAL_STEPS if total_steps is None else total_steps
   lo, hi = META_RATE_RANGE
   return {
-      "gamma": 1.0 - GAMMA_HORIZON / steps,
+      "gamma": 1.0 - 1.0 / steps if total_steps is None else horizon_gamma(total_steps),
       "meta_learning_rate": min(hi, max(lo, META_RATE_HORIZON / steps)),
   }
 
@@ -62,10 +73,11 @@ def recommended(
   decay 0.1, Hessian-free trace, one scalar rate) with ``meta="adam"`` and the
   settings of :func:`recommended_settings`::
 
-    gamma              = 1 - 3 / total_steps
+    gamma_t            = 1 - 1 / max(total_steps - t, 2)     # t: updates so far
     meta_learning_rate = clip(90 / total_steps, 1e-3, 3e-2)
 
-  ``total_steps=None`` assumes 10,000 steps. The paper's defaults stay
+  ``total_steps=None`` uses a constant ``gamma = 0.9999`` and the meta learning
+  rate of a 10,000-step run. The paper's defaults stay
   available, unchanged, as ``mo.adamw()``.
 
   Args:

@@ -9,17 +9,24 @@ import pytest
 import metaoptimize_optax as mo
 
 
-@pytest.mark.parametrize("steps, gamma, meta_lr", [
-    (None, 1 - 3 / 10_000, 9e-3),
-    (3000, 0.999, 3e-2),
-    (1000, 0.997, 3e-2),  # meta rate clipped at 3e-2
-    (30_000, 0.9999, 3e-3),
-    (1_000_000, 1 - 3e-6, 1e-3),  # meta rate clipped at 1e-3
+@pytest.mark.parametrize("steps, meta_lr", [
+    (3000, 3e-2),
+    (1000, 3e-2),  # meta rate clipped at 3e-2
+    (30_000, 3e-3),
+    (1_000_000, 1e-3),  # meta rate clipped at 1e-3
 ])
-def test_settings_follow_the_run_length(steps, gamma, meta_lr):
+def test_settings_follow_the_run_length(steps, meta_lr):
   settings = mo.recommended_settings(steps)
-  assert settings["gamma"] == pytest.approx(gamma, abs=1e-12)
   assert settings["meta_learning_rate"] == pytest.approx(meta_lr, rel=1e-9)
+  gamma = settings["gamma"]
+  # The discount looks ahead to the end of the run: 1 - 1 / (steps left).
+  for count, left in [(0, steps), (steps // 2, steps - steps // 2), (steps - 10, 10)]:
+    assert float(gamma(count)) == pytest.approx(1 - 1 / left, rel=1e-6)
+  assert float(gamma(steps + 5)) == 0.5  # past the end: one step ahead at most
+
+
+def test_settings_without_run_length():
+  assert mo.recommended_settings() == {"gamma": 1 - 1e-4, "meta_learning_rate": 9e-3}
 
 
 def test_is_adamw_with_adam_meta_and_those_settings():
@@ -27,8 +34,8 @@ def test_is_adamw_with_adam_meta_and_those_settings():
   params = {"w": jnp.linspace(-1.0, 1.0, 6), "b": jnp.ones(2)}
   loss = lambda p: jnp.sum(jnp.sin(3 * p["w"]) ** 2) + jnp.sum((p["b"] - 2) ** 2)
   rec = mo.recommended(total_steps=500)
-  ref = mo.adamw(1e-4, meta="adam", gamma=1 - 3 / 500, meta_learning_rate=0.03,
-                 weight_decay=0.1)
+  ref = mo.adamw(1e-4, meta="adam", gamma=lambda t: 1 - 1 / jnp.maximum(500 - t, 2),
+                 meta_learning_rate=0.03, weight_decay=0.1)
   results = []
   for tx in (rec, ref):
     p, state = params, tx.init(params)

@@ -252,3 +252,21 @@ def test_relu_network_with_adam_hvp_stays_finite():
   assert loss_fn(params) < first
   lrs = mo.learning_rates(state)
   assert set(lrs) == {"l1", "l2"} and all(float(v) != 1e-3 for v in lrs.values())
+
+
+def test_gamma_schedule(x64):
+  """gamma(count) discounts the trace of update count: 0.5 twice, then 0 (forget)."""
+  schedule = lambda count: jnp.where(count < 2, 0.5, 0.0)
+  tx = mo.metaoptimize(optax.sgd(1.0), optax.sgd(0.0), initial_learning_rate=0.1, gamma=schedule)
+  constant = mo.metaoptimize(optax.sgd(1.0), optax.sgd(0.0), initial_learning_rate=0.1, gamma=0.5)
+  w, state, w_c, state_c = jnp.array(1.0), tx.init(jnp.array(1.0)), jnp.array(1.0), None
+  state_c = constant.init(w_c)
+  for step in range(4):
+    u, state = tx.update(w, state, w)
+    u_c, state_c = constant.update(w_c, state_c, w_c)
+    w, w_c = w + u, w_c + u_c
+    if step < 2:
+      np.testing.assert_allclose(state.trace, state_c.trace, rtol=1e-12)
+    else:  # gamma 0: the trace is this step's update alone
+      np.testing.assert_allclose(state.trace, u, rtol=1e-12)
+  assert int(state.count) == 4
