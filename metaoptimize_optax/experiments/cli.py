@@ -6,6 +6,10 @@
   metaoptimize-optax compare CONFIG    train every optimizer on the same data and seeds,
                                        then write and print the summary and plots
   metaoptimize-optax plot RESULTS_DIR  (re)write the summary and plots of a results dir
+  metaoptimize-optax report RESULTS_DIR [RESULTS_DIR ...] --output-dir DIR
+                                       one quality table, learning-rate figure (and
+                                       robustness plot) across several results dirs
+  metaoptimize-optax bench [--quick]   speed and memory of MetaOptimize against AdamW
 
 The whole config is validated (keys, workload and its data, every optimizer and
 grid point, the output directory) before anything is written or trained; a bad
@@ -21,7 +25,10 @@ import sys
 import time
 from collections.abc import Sequence
 
+from metaoptimize_optax.experiments.benchmarks import add_bench_subcommand
+from metaoptimize_optax.experiments.benchmarks import command as bench_command
 from metaoptimize_optax.experiments.config import ConfigError, load_config
+from metaoptimize_optax.experiments.crossreport import command as report_command
 
 logger = logging.getLogger("metaoptimize_optax")
 
@@ -68,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                   "RESULTS_DIR (made by run or compare) and print the table.")
   plot.add_argument("results_dir", metavar="RESULTS_DIR")
   plot.add_argument("-v", "--verbose", action="store_true", help="log more")
+  report_command.add_report_subcommand(sub)
+  add_bench_subcommand(sub)
   return parser
 
 
@@ -124,8 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
   logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                       format="%(levelname)s %(name)s: %(message)s")
   try:
+    if args.command == "bench":
+      return bench_command.run(args)
     if args.command == "plot":
       return _plot(args)
+    if args.command == "report":
+      return report_command.run(args)
     return _train(args, compare=args.command == "compare")
   except ConfigError as e:
     print(f"metaoptimize-optax: error: {e}", file=sys.stderr)

@@ -156,10 +156,26 @@ def _steps_to_target(run: RunRecords, target: float) -> int | None:
               None)
 
 
-def _mean_std(values: Sequence[float]) -> dict[str, float] | None:
+def mean_std(values: Sequence[float]) -> dict[str, float] | None:
+  """``{"mean", "std", "n"}`` of ``values`` (population std); None when there are none."""
   if not values:
     return None
   return {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
+
+
+def final_stats(runs: Sequence[RunRecords]) -> dict[str, dict[str, float] | None]:
+  """Each final metric (``train_loss``, ``test_loss``, ...) of the finished runs.
+
+  Returns:
+    ``{metric: {"mean", "std", "n"}}`` over the runs that finished (``n`` of
+    them logged the metric); {} when none finished.
+  """
+  metrics: dict[str, list[float]] = {}
+  for run in runs:
+    if run.status == "finished":
+      for k, v in _final_metrics(run).items():
+        metrics.setdefault(k, []).append(float(v))
+  return {k: mean_std(v) for k, v in metrics.items()}
 
 
 def summarize(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) -> dict[str, Any]:
@@ -168,10 +184,6 @@ def summarize(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) -> d
   for res in loaded:
     runs = res.chosen.runs
     finished = [r for r in runs if r.status == "finished"]
-    metrics: dict[str, list[float]] = {}
-    for run in finished:
-      for k, v in _final_metrics(run).items():
-        metrics.setdefault(k, []).append(float(v))
     step_times = [float(np.mean(t)) for t in
                   ([r["step_time"] for r in run.train if r.get("step_time")] for run in runs) if t]
     row: dict[str, Any] = {
@@ -181,8 +193,8 @@ def summarize(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) -> d
         "metaoptimize": res.is_metaoptimize,
         "seeds": [r.seed for r in runs],
         "finished": len(finished),
-        "metrics": {k: _mean_std(v) for k, v in metrics.items()},
-        "step_time": _mean_std(step_times),
+        "metrics": final_stats(runs),
+        "step_time": mean_std(step_times),
         "diverged": [{"seed": r.seed, **{k: r.diverged[k] for k in ("step", "reason")}}
                      for r in runs if r.diverged is not None],
         "incomplete": [r.seed for r in runs if r.status == "incomplete"],
@@ -191,7 +203,7 @@ def summarize(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) -> d
       reached = [s for s in (_steps_to_target(r, config.target_loss) for r in runs)
                  if s is not None]
       row["steps_to_target"] = {"reached": len(reached), "of": len(runs),
-                                **(_mean_std(reached) or {})}
+                                **(mean_std(reached) or {})}
     if res.optimizer.grid:
       row["grid"] = {
           "parameters": {k: list(v) for k, v in res.optimizer.grid.items()},
@@ -207,7 +219,7 @@ def summarize(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) -> d
           "target_loss": config.target_loss, "optimizers": rows}
 
 
-def _cell(stat: dict[str, float] | None, scale: float = 1.0, digits: int = 4) -> str:
+def format_stat(stat: dict[str, float] | None, scale: float = 1.0, digits: int = 4) -> str:
   """``mean ± std`` (``digits`` and 2 significant digits); the mean alone for one seed."""
   if stat is None:
     return "—"
@@ -249,7 +261,7 @@ def table(summary: dict[str, Any]) -> str:
     if not row["finished"]:
       cells = ["diverged" if row["diverged"] else "—"] * len(columns)
     else:
-      cells = [_cell(row["metrics"].get(c)) for c in columns]
+      cells = [format_stat(row["metrics"].get(c)) for c in columns]
     if target is not None:
       reach = row["steps_to_target"]
       cell = "not reached" if not reach["reached"] else f"{reach['mean']:.0f}"
@@ -257,7 +269,7 @@ def table(summary: dict[str, Any]) -> str:
         cell += f" ({reach['reached']}/{reach['of']} seeds)"
       cells.append(cell)
     st = row["step_time"]
-    cells.append(_cell(st, scale=1e3, digits=3))
+    cells.append(format_stat(st, scale=1e3, digits=3))
     cells.append(_notes(row))
     lines.append("| " + " | ".join([row["optimizer"], *cells]) + " |")
   return "\n".join(lines)
@@ -324,17 +336,20 @@ def _eval_loss_key(loaded: Sequence[OptimizerResults]) -> str | None:
   return sorted(keys)[0] if keys else None
 
 
-def _label(res: OptimizerResults) -> str:
+def run_label(res: OptimizerResults) -> str:
+  """The display name, with the chosen grid point for a tuned optimizer."""
   point = res.chosen.point.label
   return res.optimizer.display_name + (f" ({point})" if res.optimizer.grid else "")
 
 
-def _color(i: int, n: int) -> Any:
+def line_color(i: int, n: int) -> Any:
   """The color of optimizer ``i`` of ``n`` (distinct for up to 20)."""
   return f"C{i % 10}" if n <= 10 else matplotlib.colormaps["tab20"](i % 20)
 
 
-def _axes(n: int, width: float = 6.0, height: float = 4.2, ncols: int = 3) -> tuple[Any, list]:
+def panel_axes(n: int, width: float = 6.0, height: float = 4.2,
+               ncols: int = 3) -> tuple[Any, list]:
+  """A ``Figure`` with ``n`` panels (at least one) in rows of ``ncols``, and its axes."""
   ncols = max(1, min(n, ncols))
   nrows = max(1, -(-n // ncols))
   fig = Figure(figsize=(width * ncols, height * nrows))
@@ -355,13 +370,13 @@ def plot_losses(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) ->
   panels = [("train", "loss", "training loss (mean over each log interval)")]
   if eval_key:
     panels.append(("eval", eval_key, eval_key.replace("_", " ")))
-  fig, axes = _axes(len(panels), 6.5, 4.5)
+  fig, axes = panel_axes(len(panels), 6.5, 4.5)
   for ax, (event, key, title) in zip(axes, panels, strict=True):
     finite_range: list[float] = []
     for i, res in enumerate(loaded):
-      color = _color(i, len(loaded))
+      color = line_color(i, len(loaded))
       steps, mean, lo, hi = _curve(res.chosen.runs, event, key)
-      ax.plot(steps, mean, color=color, label=_label(res),
+      ax.plot(steps, mean, color=color, label=run_label(res),
               linewidth=2.0 if res.is_metaoptimize else 1.2)
       if len(res.chosen.runs) > 1 and steps.size:
         ax.fill_between(steps, lo, hi, color=color, alpha=0.15, linewidth=0)
@@ -398,7 +413,7 @@ def plot_learning_rates(config: ExperimentConfig,
   """
   mo_results = [r for r in loaded if r.is_metaoptimize]
   peers = [(i, r) for i, r in enumerate(loaded) if not r.is_metaoptimize]
-  fig, axes = _axes(len(mo_results) + bool(peers))
+  fig, axes = panel_axes(len(mo_results) + bool(peers))
   for ax, res in zip(axes, mo_results, strict=False):
     blocks = list(dict.fromkeys(b for run in res.chosen.runs for r in run.train
                                 for b in r["learning_rate"]))
@@ -411,7 +426,7 @@ def plot_learning_rates(config: ExperimentConfig,
           ax.plot(s, v, color=f"C{j % 10}", linewidth=1.4 if k == 0 else 0.7,
                   alpha=1.0 if k == 0 else 0.5, label=block if k == 0 else None)
     ax.set_yscale("log")
-    ax.set_title(f"{_label(res)}: learned learning rate", fontsize=10)
+    ax.set_title(f"{run_label(res)}: learned learning rate", fontsize=10)
     ax.set_xlabel("step")
     ax.grid(alpha=0.3, which="both")
     if 0 < len(blocks) <= 12:
@@ -423,7 +438,7 @@ def plot_learning_rates(config: ExperimentConfig,
              for v in list(r["learning_rate"].values())[:1] if (v or 0) > 0]
       if pts:
         s, v = zip(*pts, strict=True)
-        ax.plot(s, v, color=_color(i, len(loaded)), linestyle="--", label=_label(res))
+        ax.plot(s, v, color=line_color(i, len(loaded)), linestyle="--", label=run_label(res))
     ax.set_yscale("log")
     ax.set_title("peers: learning rate (schedule or estimate)", fontsize=10)
     ax.set_xlabel("step")

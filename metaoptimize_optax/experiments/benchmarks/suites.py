@@ -1,0 +1,257 @@
+"""The benchmark suites: the optimizer update alone, and whole train steps.
+
+Every optimizer comes from the experiment registry (the same transformations
+the ``run`` and ``compare`` commands train), and every timing is a ratio to
+``optax.adamw`` measured alternately with it in the same process (see
+:mod:`.timing`). Steps are jitted with params and optimizer state donated, as
+the runner's train step is.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from metaoptimize_optax.experiments import registry
+from metaoptimize_optax.experiments.benchmarks import memory, timing, trees
+from metaoptimize_optax.experiments.workloads.base import Workload
+
+BASELINE = "AdamW"
+_STEPS = 1000  # Run length given to the builders (only schedules use it).
+
+
+class Candidate(NamedTuple):
+  """One optimizer of a suite: a label, a registry entry and its target ratio."""
+
+  label: str
+  name: str  # Registry name.
+  params: Mapping[str, Any] = types.MappingProxyType({})
+  target: float | None = None  # Highest acceptable time ratio to AdamW, if any.
+
+
+def metaoptimize_candidate(blocks: str, meta: str, hessian: str = "free",
+                           target: float | None = None) -> Candidate:
+  """MetaOptimize around AdamW with the given blocks, meta optimizer and trace."""
+  label = f"MetaOptimize {hessian} {blocks} ({meta.capitalize()} meta)"
+  return Candidate(label, "metaoptimize",
+                   {"base": "adamw", "meta": meta, "blocks": blocks, "hessian": hessian}, target)
+
+
+ADAMW = Candidate(BASELINE, "adamw", {"learning_rate": 1e-3, "weight_decay": 0.1})
+
+# The update alone: target 1.3 for the Hessian-free scalar and per-layer
+# blocks (one read and one write of a params-sized trace on top of AdamW's
+# seven array passes); per-weight blocks add params-sized log learning rates
+# and meta state, so they have no target.
+UPDATE_CANDIDATES: tuple[Candidate, ...] = (
+    ADAMW,
+    metaoptimize_candidate("scalar", "lion", target=1.3),
+    metaoptimize_candidate("scalar", "adam", target=1.3),
+    metaoptimize_candidate("per_layer", "lion", target=1.3),
+    metaoptimize_candidate("per_layer", "adam", target=1.3),
+    metaoptimize_candidate("per_weight", "lion"),
+    metaoptimize_candidate("per_weight", "adam"),
+)
+
+PEERS: tuple[Candidate, ...] = (
+    Candidate("Prodigy", "prodigy"),
+    Candidate("Mechanic", "mechanic"),
+    Candidate("DoG", "dog"),
+    Candidate("Schedule-free AdamW", "schedule_free_adamw"),
+)
+
+
+def step_candidates(workload: str) -> tuple[Candidate, ...]:
+  """The whole-step candidates; targets: Hessian-free 1.05 on charlm, hvp 3."""
+  free = 1.05 if workload == "charlm" else None
+  return (
+      ADAMW,
+      metaoptimize_candidate("scalar", "lion", target=free),
+      metaoptimize_candidate("scalar", "adam", target=free),
+      metaoptimize_candidate("per_layer", "lion", target=free),
+      metaoptimize_candidate("per_layer", "adam", target=free),
+      metaoptimize_candidate("per_weight", "lion"),
+      metaoptimize_candidate("per_weight", "adam"),
+      metaoptimize_candidate("scalar", "lion", "hvp", target=3.0),
+      metaoptimize_candidate("per_layer", "lion", "hvp", target=3.0),
+      *PEERS,
+  )
+
+
+def build(candidate: Candidate) -> registry.Optimizer:
+  """The registry's optimizer for ``candidate``."""
+  return registry.build_optimizer(candidate.name, _STEPS, dict(candidate.params))
+
+
+def fresh_copy(tree: Any) -> Any:
+  """A copy of ``tree`` in new buffers, so it can be donated."""
+  return jax.tree.map(jnp.copy, tree)
+
+
+# ----------------------------------------------------------------------------
+# Steps.
+
+
+def update_step(tx: optax.GradientTransformation) -> Callable:
+  """``step(params, opt_state, grads)``: the update and ``apply_updates``, jitted, donated."""
+
+  def step(params, opt_state, grads):
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+  return jax.jit(step, donate_argnums=(0, 1))
+
+
+def train_step(loss_fn: Callable, optimizer: registry.Optimizer) -> Callable:
+  """``step(params, model_state, opt_state, batch)``: forward, backward and update.
+
+  Jitted with the training state donated; ``value_fn`` is passed to
+  optimizers that need it (MetaOptimize with ``hessian="hvp"``).
+  """
+
+  def step(params, model_state, opt_state, batch):
+    def loss(p):
+      return loss_fn(p, model_state, batch, True)
+
+    (_, (_, new_model_state)), grads = jax.value_and_grad(loss, has_aux=True)(params)
+    extra = {"value_fn": lambda p: loss(p)[0]} if optimizer.needs_value_fn else {}
+    updates, opt_state = optimizer.tx.update(grads, opt_state, params, **extra)
+    return optax.apply_updates(params, updates), new_model_state, opt_state
+
+  return jax.jit(step, donate_argnums=(0, 1, 2))
+
+
+# ----------------------------------------------------------------------------
+# Suites.
+
+
+def xla_costs(compiled: Any) -> dict[str, float]:
+  """XLA's static estimate of a compiled step: ``{"flops": ..., "bytes": ...}``.
+
+  ``bytes`` counts every array read and written by the compiled program (after
+  fusion and copy insertion), so its ratio to AdamW's is the memory traffic
+  ratio, free of timing noise.
+  """
+  costs = compiled.cost_analysis()
+  if isinstance(costs, (list, tuple)):  # Older jax: one dict per device.
+    costs = costs[0] if costs else {}
+  costs = costs or {}
+  return {"flops": float(costs.get("flops", float("nan"))),
+          "bytes": float(costs.get("bytes accessed", float("nan")))}
+
+
+def compile_stepper(step: Callable, carry: tuple, args: tuple) -> tuple[timing.Stepper, dict]:
+  """Compiles ``step`` for ``carry`` and ``args``: the stepper and XLA's cost estimate."""
+  compiled = step.lower(*carry, *args).compile()
+  return timing.Stepper(compiled, carry, args), xla_costs(compiled)
+
+
+def _row(section: str, setting: str, candidate: Candidate, t: timing.Timing, state: int,
+         base_state: int, params_bytes: int, costs: Mapping[str, float],
+         base_costs: Mapping[str, float]) -> dict[str, Any]:
+  q1, q3 = t.ratio_quartiles
+  ratio = lambda key: costs[key] / base_costs[key] if base_costs[key] else float("nan")
+  return {
+      "section": section,
+      "setting": setting,
+      "optimizer": candidate.label,
+      "registry": {"name": candidate.name, **candidate.params},
+      "ms_per_step": 1e3 * t.median_seconds,
+      "ratio": t.ratio,
+      "ratio_q1": q1,
+      "ratio_q3": q3,
+      "ratios": list(t.ratios),
+      "state_bytes": state,
+      "state_ratio": state / base_state if base_state else float("nan"),
+      "extra_state_bytes": state - base_state,
+      "extra_state": memory.extra_text(state - base_state, params_bytes),
+      "params_bytes": params_bytes,
+      "xla_bytes": costs["bytes"],
+      "xla_flops": costs["flops"],
+      "xla_bytes_ratio": ratio("bytes"),
+      "xla_flops_ratio": ratio("flops"),
+      "target": candidate.target,
+      "met": None if candidate.target is None else bool(t.ratio <= candidate.target),
+  }
+
+
+def _check(candidates: Sequence[Candidate]) -> None:
+  if not candidates or candidates[0].label != BASELINE:
+    raise ValueError(f"the first candidate must be the baseline {BASELINE!r}")
+  labels = [c.label for c in candidates]
+  if len(set(labels)) != len(labels):
+    raise ValueError(f"candidate labels must be distinct, got {labels}")
+
+
+def update_suite(num_params: int, candidates: Sequence[Candidate] = UPDATE_CANDIDATES, *,
+                 rounds: int = 7, min_seconds: float = 0.2, memory_budget: int = 3 << 30,
+                 seed: int = 0) -> list[dict[str, Any]]:
+  """Times ``tx.update`` + ``apply_updates`` on a synthetic tree of ``num_params`` values.
+
+  Candidates are timed in groups that fit ``memory_budget`` bytes (params and
+  state of each, the baseline in every group).
+  """
+  _check(candidates)
+  params = trees.synthetic_params(num_params, seed)
+  grads = trees.synthetic_grads(params, seed + 1)
+  params_bytes = trees.nbytes(params)
+  optimizers = {c.label: build(c) for c in candidates}
+  states = {label: memory.state_bytes(o.tx, params) for label, o in optimizers.items()}
+  sizes = {label: params_bytes + s for label, s in states.items()}
+  timings: dict[str, timing.Timing] = {}
+  costs: dict[str, dict[str, float]] = {}
+  for group in timing.pack(sizes, BASELINE, memory_budget):
+    steppers = {}
+    for label in group:
+      p = fresh_copy(params)
+      tx = optimizers[label].tx
+      steppers[label], costs[label] = compile_stepper(
+          update_step(tx), (p, fresh_copy(tx.init(p))), (grads,))
+    timings = timing.merge([timings, timing.time_alternately(
+        steppers, BASELINE, rounds=rounds, min_seconds=min_seconds)])
+    del steppers
+  setting = f"{trees.describe(trees.count(params))} in {len(jax.tree.leaves(params))} leaves"
+  return [_row("update", setting, c, timings[c.label], states[c.label], states[BASELINE],
+               params_bytes, costs[c.label], costs[BASELINE]) for c in candidates]
+
+
+def step_suite(workload: str | Workload, candidates: Sequence[Candidate] | None = None, *,
+               rounds: int = 7, min_seconds: float = 0.2, seed: int = 0,
+               workload_options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+  """Times one whole jitted train step of a workload under every candidate.
+
+  Args:
+    workload: a workload name (built with ``workload_options``) or a workload.
+    candidates: the optimizers, the baseline first; default
+      :func:`step_candidates` of the workload's name.
+    rounds: rounds of alternating measurements.
+    min_seconds: least time of one measurement.
+    seed: seed of the initial params and of the (fixed) batch.
+    workload_options: options of a workload given by name.
+  """
+  if isinstance(workload, str):
+    from metaoptimize_optax.experiments.workloads import get_workload
+
+    workload = get_workload(workload, **dict(workload_options or {}))
+  candidates = step_candidates(workload.name) if candidates is None else candidates
+  _check(candidates)
+  params, model_state = jax.jit(workload.init)(jax.random.PRNGKey(seed))
+  batch = jax.tree.map(jnp.asarray, workload.train_batch(seed, 0))
+  params_bytes = trees.nbytes(params)
+  optimizers = {c.label: build(c) for c in candidates}
+  states = {label: memory.state_bytes(o.tx, params) for label, o in optimizers.items()}
+  steppers, costs = {}, {}
+  for label, optimizer in optimizers.items():
+    p = fresh_copy(params)
+    carry = (p, fresh_copy(model_state), fresh_copy(optimizer.tx.init(p)))
+    steppers[label], costs[label] = compile_stepper(
+        train_step(workload.loss, optimizer), carry, (batch,))
+  timings = timing.time_alternately(steppers, BASELINE, rounds=rounds, min_seconds=min_seconds)
+  setting = f"{workload.name} ({trees.describe(trees.count(params))} params)"
+  return [_row("step", setting, c, timings[c.label], states[c.label], states[BASELINE],
+               params_bytes, costs[c.label], costs[BASELINE]) for c in candidates]

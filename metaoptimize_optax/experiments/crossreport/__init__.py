@@ -1,0 +1,15 @@
+"""The cross-workload report: several results directories in one set of tables and plots.
+
+* :mod:`.loading`: the results directories (via :mod:`..reports`) and the method names;
+* :mod:`.quality`: the quality table (final loss and accuracy, method x workload);
+* :mod:`.learning_rates`: the learned learning rates, one panel per workload;
+* :mod:`.robustness`: final loss against the (initial) learning rate of a sweep;
+* :mod:`.command`: the ``metaoptimize-optax report`` command.
+"""
+
+from metaoptimize_optax.experiments.crossreport.command import (
+    add_report_subcommand,
+    write_cross_report,
+)
+
+__all__ = ["add_report_subcommand", "write_cross_report"]

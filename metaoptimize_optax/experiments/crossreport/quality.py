@@ -1,0 +1,146 @@
+"""The quality table: the final loss (and accuracy) of every method on every workload.
+
+:func:`quality` gathers the cells as data (``quality.json``); :func:`markdown`
+writes them as a table with one row per workload (``quality.md``) or one row
+per method (``quality_by_method.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from metaoptimize_optax.experiments import reports
+from metaoptimize_optax.experiments.crossreport.loading import WorkloadResults
+
+MISSING = "—"
+Cell = dict[str, Any]
+
+
+def stat_cell(stat: Mapping[str, float] | None, of: int, finished: int, diverged: int) -> Cell:
+  """A cell from a final metric's ``{"mean", "std", "n"}`` over the runs that finished.
+
+  ``of`` is the number of seeds of the config, ``finished`` and ``diverged``
+  how many runs did. ``status`` is ``finished`` (every seed), ``partial``
+  (some), ``diverged`` or ``incomplete`` (none finished; some diverged, or none
+  did), or ``unmeasured`` (finished without this metric).
+  """
+  out = {"mean": None, "std": None, "n": 0, "of": of, "diverged": diverged,
+         "incomplete": of - finished - diverged, "best": False}
+  if stat is None:
+    status = "unmeasured" if finished else "diverged" if diverged else "incomplete"
+    return {**out, "status": status, "text": MISSING if status == "unmeasured" else status}
+  text = reports.format_stat(stat)
+  status = "finished" if stat["n"] == of else "partial"
+  if status == "partial":
+    text += f" ({stat['n']}/{of} seeds)"
+  return {**out, "status": status, "text": text, "mean": stat["mean"], "std": stat["std"],
+          "n": stat["n"]}
+
+
+def cell(workload: WorkloadResults, method: str, metric: str) -> Cell:
+  """The final ``metric`` of ``method`` on ``workload`` (see :func:`stat_cell`).
+
+  ``status`` is ``missing`` where the method did not run on the workload;
+  ``point`` is the chosen grid point of a tuned method.
+  """
+  row = workload.row(method)
+  if row is None:
+    return {"status": "missing", "text": MISSING, "best": False}
+  out = stat_cell(row["metrics"].get(metric), len(workload.config.seeds), row["finished"],
+                  len(row["diverged"]))
+  return {**out, "point": row["grid"]["best"] if "grid" in row else None}
+
+
+def mark_best(cells: Mapping[str, Cell], higher_is_better: bool) -> dict[str, Cell]:
+  """``cells`` with ``best`` set on the best mean among those that finished every seed."""
+  means = [c["mean"] for c in cells.values() if c["status"] == "finished"]
+  if not means:
+    return dict(cells)
+  best = max(means) if higher_is_better else min(means)
+  return {m: {**c, "best": c["status"] == "finished" and c["mean"] == best}
+          for m, c in cells.items()}
+
+
+def metric_row(workload: WorkloadResults, methods: Sequence[str], metric: str) -> dict[str, Any]:
+  """One row of a table: ``metric`` of every method on ``workload``, the best marked."""
+  cells = {m: cell(workload, m, metric) for m in methods}
+  return {"workload": workload.label, "metric": metric,
+          "cells": mark_best(cells, higher_is_better=metric.endswith("_accuracy"))}
+
+
+def quality(workloads: Sequence[WorkloadResults], methods: Sequence[str]) -> dict[str, Any]:
+  """The quality tables as data (what ``quality.json`` holds).
+
+  ``loss``: one row per workload, its test loss (train loss without a test
+  split); ``accuracy``: the accuracy of the same split, for the workloads that
+  measure one.
+  """
+  return {
+      "methods": list(methods),
+      "workloads": [{"workload": w.label, "name": w.config.workload.name,
+                     "results_dir": w.results_dir, "steps": w.config.steps,
+                     "seeds": list(w.config.seeds)} for w in workloads],
+      "loss": [metric_row(w, methods, w.loss_metric) for w in workloads],
+      "accuracy": [metric_row(w, methods, w.accuracy_metric) for w in workloads
+                   if w.accuracy_metric],
+  }
+
+
+def _md(text: str) -> str:
+  return text.replace("|", "\\|")
+
+
+def _text(c: Cell) -> str:
+  return f"**{c['text']}**" if c["best"] else c["text"]
+
+
+def table(rows: Sequence[Mapping[str, Any]], methods: Sequence[str], by_method: bool) -> str:
+  """A Markdown table: one row per workload, or (``by_method``) one row per method."""
+  if by_method:
+    header = ["Method", *(r["workload"] for r in rows)]
+    body = [[m, *(_text(r["cells"][m]) for r in rows)] for m in methods]
+  else:
+    header = ["Workload", *methods]
+    body = [[r["workload"], *(_text(r["cells"][m]) for m in methods)] for r in rows]
+  lines = ["| " + " | ".join(map(_md, header)) + " |", "|" + "---|" * len(header)]
+  lines += ["| " + " | ".join(map(_md, line)) + " |" for line in body]
+  return "\n".join(lines)
+
+
+def metric_line(rows: Sequence[Mapping[str, Any]], by_method: bool) -> str:
+  """Which metric each row (column, ``by_method``) uses, as one line."""
+  groups: dict[str, list[str]] = {}
+  for r in rows:
+    groups.setdefault(r["metric"], []).append(r["workload"])
+  what = "column" if by_method else "row"
+  parts = []
+  for metric, labels in groups.items():
+    name = metric.replace("_", " ")
+    if metric.startswith("train_"):
+      name += " (no held-out split)"
+    parts.append(f"{name}: {', '.join(labels)}")
+  return f"Metric of each {what}: " + "; ".join(parts) + "."
+
+
+def markdown(data: Mapping[str, Any], by_method: bool = False) -> str:
+  """``quality.md`` (one row per workload) or ``quality_by_method.md`` (``by_method``)."""
+  methods = data["methods"]
+  line = "column" if by_method else "row"
+  parts = [
+      "# Final quality across workloads", "",
+      f"{len(data['workloads'])} workload(s), {len(methods)} method(s). Each cell: the final "
+      "value (the last evaluation, as in each workload's summary.md), mean ± standard "
+      "deviation over seeds; **bold**: the best of the " + line + " (lowest loss, highest "
+      "accuracy) among the methods that finished every seed. A tuned method shows its grid "
+      f"point with the lowest final training loss. {MISSING}: not run on that workload; "
+      "diverged / incomplete: no seed finished; (k/n seeds): only k of the n seeds finished.",
+      "",
+      "Results: " + "; ".join(f"{w['workload']}: `{w['results_dir']}` ({w['steps']} steps, "
+                              f"{len(w['seeds'])} seed(s))" for w in data["workloads"]) + ".",
+      "", "## Final loss", "", metric_line(data["loss"], by_method), "",
+      table(data["loss"], methods, by_method), ""]
+  if data["accuracy"]:
+    parts += ["## Final accuracy", "", metric_line(data["accuracy"], by_method), "",
+              table(data["accuracy"], methods, by_method), ""]
+  return "\n".join(parts)
