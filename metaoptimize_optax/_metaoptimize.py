@@ -297,9 +297,6 @@ def metaoptimize(
           step, value_fn, grads, state, params, discount)
     else:
       alpha = _blocks.leafwise(lay, jax.tree.map(jnp.exp, log_lr))
-      # The trace reads the materialised update instead of recomputing it from
-      # the base direction and the weights: one read less per weight.
-      dw = jax.lax.optimization_barrier(dw)
       trace = lay.treedef.unflatten([
           (discount * (1.0 - d * a) * hi + di).astype(hi.dtype)
           for hi, di, a, d in zip(h, dw, alpha, decay, strict=True)
