@@ -244,7 +244,8 @@ def make_trainer(fns: WorkloadFunctions, optimizer: registry.Optimizer) -> Train
 
 def evaluate(trainer: Trainer, params: Any, model_state: Any, opt_state: Any, seed: int,
              step: int) -> dict[str, float]:
-  """The workload's evaluation metrics at ``step``, as ``{"<split>_<metric>": mean}``."""
+  """The workload's evaluation metrics for training step ``step`` (0-based), as
+  ``{"<split>_<metric>": mean}``."""
   point = params if trainer.eval_params is None else trainer.eval_params(params, opt_state)
   out: dict[str, float] = {}
   for split, batches in trainer.workload.eval_batches(seed, step).items():
@@ -392,7 +393,9 @@ def train_run(trainer: Trainer, spec: RunSpec, config: ExperimentConfig, *,
 
       begin = time.perf_counter()
       if (config.eval_every and done % config.eval_every == 0) or done == config.steps:
-        metrics = evaluate(trainer, params, model_state, opt_state, spec.seed, done)
+        # Evaluate on the task the last step trained on (step index done - 1): a
+        # non-stationary workload may switch tasks exactly at step `done`.
+        metrics = evaluate(trainer, params, model_state, opt_state, spec.seed, done - 1)
         results.write_record(stream, {"event": "eval", "step": done, **metrics})
       if ckpt is not None and (done % config.checkpoint_every == 0 or done == config.steps):
         ckpt.save(done, {"params": params, "model_state": model_state, "opt_state": opt_state})

@@ -15,9 +15,9 @@ alone:
   NumPy arrays whose leading axis is the batch axis; a pure function of
   ``(seed, step)``.
 * ``eval_batches(seed, step) -> {split: [batch, ...]}``: the evaluation sets
-  seen at training step ``step`` (a non-stationary workload evaluates on the
-  task that is current at ``step``); metrics are averaged over the batches,
-  weighted by batch size.
+  of training step ``step`` (0-based; a non-stationary workload evaluates on the
+  task that step ``step`` trains on, and the runner passes the last step it
+  trained); metrics are averaged over the batches, weighted by batch size.
 """
 
 from __future__ import annotations
