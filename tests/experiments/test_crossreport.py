@@ -109,7 +109,7 @@ def test_quality_tables(quadratic, mlp, tmp_path, capsys):
       "| noisy_quadratic | 0.6 ± 0.1 | **0.5 ± 0.1** | diverged | 0.3 (1/2 seeds) | — |",
       "| mnist1d_mlp | **0.8 ± 0** | 1.1 ± 0.1 | — | — | incomplete |",
   ]
-  assert ("Metric of each row: train loss (no held-out split): noisy_quadratic; "
+  assert ("Metric of each row: train loss: noisy_quadratic; "
           "test loss: mnist1d_mlp.") in md
   assert _table(md, "Final accuracy") == [
       "| Workload | MO | AdamW | Bad | Half | Prodigy |",

@@ -117,8 +117,6 @@ def metric_line(rows: Sequence[Mapping[str, Any]], by_method: bool) -> str:
   parts = []
   for metric, labels in groups.items():
     name = metric.replace("_", " ")
-    if metric.startswith("train_"):
-      name += " (no held-out split)"
     parts.append(f"{name}: {', '.join(labels)}")
   return f"Metric of each {what}: " + "; ".join(parts) + "."
 
