@@ -4,20 +4,33 @@ Implements Sharifnassab, Salehkaleybar & Sutton, "MetaOptimize: A Framework for
 Optimizing Step Sizes and Other Meta-parameters", ICML 2025 (arXiv:2402.02342),
 for any Optax base optimizer, with the paper's Hessian-free trace and a
 curvature-aware trace whose Hessian-vector products come from ``jax.jvp``.
+
+The pieces: :mod:`._validation` checks the arguments at construction,
+:func:`scaled_base_step` is one base step at the learned rates, and a trace
+rule of :mod:`._traces` (chosen by ``hessian``) keeps the trace and reads the
+meta-gradient from it.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any, NamedTuple
+import functools
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from metaoptimize_optax import _blocks
+from metaoptimize_optax import _blocks, _traces, _validation
 
-HESSIAN_KINDS = ("free", "hvp")
+Hessian: TypeAlias = Literal["free", "hvp"]
+# A block kind, a pytree of hashable labels shaped like the params (or a prefix
+# of it), or a callable params -> labels.
+Blocks: TypeAlias = (
+  Literal["scalar", "per_layer", "per_leaf", "per_weight"] | Any | Callable[[optax.Params], Any]
+)
+
+HESSIAN_KINDS: tuple[str, ...] = tuple(_traces.RULES)
 
 
 class MetaOptimizeState(NamedTuple):
@@ -35,35 +48,7 @@ class MetaOptimizeState(NamedTuple):
   count: jax.Array  # Number of updates so far (int32), the argument of a gamma schedule.
 
 
-def _concrete(value: Any) -> float | None:
-  """``float(value)``, or None when ``value`` is traced (under inject_hyperparams)."""
-  if isinstance(value, jax.core.Tracer):
-    return None
-  return float(value)
-
-
-def _check_number(name: str, value: Any, accepted: str, ok) -> None:
-  try:
-    x = _concrete(value)
-  except (TypeError, ValueError) as err:
-    raise TypeError(f"{name}={value!r} is not a real scalar; expected {accepted}.") from err
-  if x is not None and not (math.isfinite(x) and ok(x)):
-    raise ValueError(f"{name}={value!r} is invalid; expected {accepted}.")
-
-
-def _check_transformation(name: str, tx: Any) -> None:
-  if isinstance(tx, optax.GradientTransformation):
-    return
-  hint = ""
-  if callable(tx) and getattr(tx, "__module__", "").startswith("optax"):
-    hint = f" (did you mean {getattr(tx, '__name__', 'it')}(...), called?)"
-  raise TypeError(
-      f"{name} must be an optax.GradientTransformation such as optax.adam(1.0), "
-      f"got {tx!r}{hint}."
-  )
-
-
-def _log_lr_dtype(params: Any) -> Any:
+def _log_lr_dtype(params: optax.Params) -> Any:
   """float32, or the params' widest float dtype when that is wider."""
   dtype = jnp.dtype(jnp.float32)
   for leaf in jax.tree.leaves(params):
@@ -72,29 +57,75 @@ def _log_lr_dtype(params: Any) -> Any:
   return dtype
 
 
-def _is_inexact(x: Any) -> bool:
-  return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
-
-
 def _is_zero(x: Any) -> bool:
   return isinstance(x, (int, float)) and x == 0
 
-def _finite_or_zero(x: jax.Array) -> jax.Array:
-  return jnp.where(jnp.isfinite(x), x, jnp.zeros_like(x))
+
+def _check_blocks_for(hessian: Hessian, blocks: Blocks) -> None:
+  _blocks.check_blocks(blocks)
+  if hessian == "hvp" and isinstance(blocks, str) and blocks == "per_weight":
+    raise ValueError(
+      'blocks="per_weight" cannot be used with hessian="hvp": the curvature-aware '
+      "trace keeps one params-sized column per block. Use blocks='scalar', "
+      "'per_layer', 'per_leaf' or a label tree with hessian='hvp', or "
+      "hessian='free' with 'per_weight'."
+    )
+
+
+def _decay_leaves(
+  weight_decay: Any, weight_decay_mask: Any, params: optax.Params | None, num_leaves: int
+) -> list[Any]:
+  """``kappa * M_i`` for each params leaf: 0.0, ``kappa``, or ``kappa * mask`` arrays."""
+  if params is None:
+    return [0.0] * num_leaves
+  if weight_decay_mask is None:
+    mask = [True] * num_leaves
+  else:
+    tree = weight_decay_mask(params) if callable(weight_decay_mask) else weight_decay_mask
+    mask = _blocks.broadcast_prefix(tree, params, "weight_decay_mask")
+  return [
+    weight_decay * m if isinstance(m, jax.Array) else (weight_decay if m else 0.0) for m in mask
+  ]
+
+
+def scaled_base_step(
+  base: optax.GradientTransformationExtraArgs,
+  lay: _blocks.Layout,
+  decay: list[Any],
+  dtypes: list[Any],
+  extra_args: dict[str, Any],
+  grads: optax.Updates,
+  base_state: optax.OptState,
+  params: optax.Params | None,
+  log_lr: Any,
+) -> tuple[list[jax.Array], optax.OptState]:
+  """One base step at learning rates ``exp(log_lr)``: ``dw = alpha * (u - kappa M w)``.
+
+  Returns the update leaves, in ``dtypes``, and the new base state.
+  """
+  u, base_state = base.update(grads, base_state, params, **extra_args)
+  alpha = _blocks.leafwise(lay, jax.tree.map(jnp.exp, log_lr))
+  u = lay.treedef.flatten_up_to(u)
+  w = [None] * len(u) if params is None else lay.treedef.flatten_up_to(params)
+  dw = [
+    (a * (ui if _is_zero(d) else ui - d * wi)).astype(dt)
+    for a, ui, wi, d, dt in zip(alpha, u, w, decay, dtypes, strict=True)
+  ]
+  return dw, base_state
 
 
 def metaoptimize(
-    base: optax.GradientTransformation,
-    meta: optax.GradientTransformation | None = None,
-    *,
-    initial_learning_rate: float = 1e-6,
-    weight_decay: float = 0.0,
-    weight_decay_mask: Any = None,
-    gamma: float | optax.Schedule = 1.0,
-    blocks: Any = "scalar",
-    hessian: str = "free",
-    min_learning_rate: float | None = None,
-    max_learning_rate: float | None = None,
+  base: optax.GradientTransformation,
+  meta: optax.GradientTransformation | None = None,
+  *,
+  initial_learning_rate: float = 1e-6,
+  weight_decay: float = 0.0,
+  weight_decay_mask: Any = None,
+  gamma: float | optax.Schedule = 1.0,
+  blocks: Blocks = "scalar",
+  hessian: Hessian = "free",
+  min_learning_rate: float | None = None,
+  max_learning_rate: float | None = None,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Tunes the learning rates of ``base`` online by meta-gradient descent.
 
@@ -168,197 +199,112 @@ def metaoptimize(
     Optimizing Step Sizes and Other Meta-parameters
     <https://arxiv.org/abs/2402.02342>`_, ICML 2025.
   """
-  _check_transformation("base", base)
+  _validation.check_transformation("base", base)
   if meta is None:
     meta = optax.lion(1e-3, b1=0.9, b2=0.99, weight_decay=0.0)
-  _check_transformation("meta", meta)
-  _check_number("initial_learning_rate", initial_learning_rate, "a finite number > 0",
-                lambda x: x > 0)
-  _check_number("weight_decay", weight_decay, "a finite number >= 0", lambda x: x >= 0)
-  _check_number("gamma(0)" if callable(gamma) else "gamma", gamma(0) if callable(gamma) else gamma,
-                "a number in [0, 1] or a schedule count -> [0, 1]", lambda x: 0 <= x <= 1)
-  for name, value in (("min_learning_rate", min_learning_rate),
-                      ("max_learning_rate", max_learning_rate)):
-    if value is not None:
-      _check_number(name, value, "None or a finite number > 0", lambda x: x > 0)
-  if min_learning_rate is not None and max_learning_rate is not None:
-    lo, hi = _concrete(min_learning_rate), _concrete(max_learning_rate)
-    if lo is not None and hi is not None and lo > hi:
-      raise ValueError(
-          f"min_learning_rate={min_learning_rate!r} is larger than "
-          f"max_learning_rate={max_learning_rate!r}; expected min <= max."
-      )
-  lr0 = _concrete(initial_learning_rate)
-  if lr0 is not None and not (
-      (min_learning_rate is None or lr0 >= float(min_learning_rate))
-      and (max_learning_rate is None or lr0 <= float(max_learning_rate))
-  ):
-    raise ValueError(
-        f"initial_learning_rate={initial_learning_rate!r} lies outside "
-        f"[min_learning_rate, max_learning_rate] = [{min_learning_rate}, {max_learning_rate}]."
-    )
-  if not isinstance(hessian, str) or hessian not in HESSIAN_KINDS:
-    raise ValueError(f"hessian={hessian!r} is not one of {HESSIAN_KINDS}.")
-  _blocks.check_blocks(blocks)
-  if hessian == "hvp" and isinstance(blocks, str) and blocks == "per_weight":
-    raise ValueError(
-        'blocks="per_weight" cannot be used with hessian="hvp": the curvature-aware '
-        "trace keeps one params-sized column per block. Use blocks='scalar', "
-        "'per_layer', 'per_leaf' or a label tree with hessian='hvp', or "
-        "hessian='free' with 'per_weight'."
-    )
+  _validation.check_transformation("meta", meta)
+  _validation.check_number("weight_decay", weight_decay, "a finite number >= 0", lambda x: x >= 0)
+  _validation.check_gamma(gamma)
+  _validation.check_learning_rate_range(initial_learning_rate, min_learning_rate, max_learning_rate)
+  _validation.check_choice("hessian", hessian, HESSIAN_KINDS)
+  _check_blocks_for(hessian, blocks)
 
   base = optax.with_extra_args_support(base)
   meta = optax.with_extra_args_support(meta)
-  curvature = hessian == "hvp"
-  decays = weight_decay is not None and _concrete(weight_decay) != 0.0
+  rule = _traces.RULES[hessian]
+  decays = weight_decay is not None and _validation.concrete(weight_decay) != 0.0
 
-  def init_fn(params):
+  def init_fn(params: optax.Params) -> MetaOptimizeState:
     lay = _blocks.layout(blocks, params)
     dtype = _log_lr_dtype(params)
-    log_lr = _blocks.init_log_lr(lay, params, jnp.log(jnp.asarray(initial_learning_rate, dtype)),
-                                 dtype)
+    log_lr = _blocks.init_log_lr(
+      lay, params, jnp.log(jnp.asarray(initial_learning_rate, dtype)), dtype
+    )
     base_state = base.init(params)
-    if curvature:
-      k = _blocks.num_blocks(log_lr)
-      column = lambda x: jnp.zeros((k, *jnp.shape(x)), jnp.result_type(x))
-      trace = jax.tree.map(column, params)
-      base_trace = tuple(column(x) for x in jax.tree.leaves(base_state) if _is_inexact(x))
-    else:
-      trace = jax.tree.map(jnp.zeros_like, params)
-      base_trace = ()
-    if weight_decay_mask is not None:
-      _decay_mask(params)  # Validates the mask's structure at init.
-    return MetaOptimizeState(base_state, log_lr, meta.init(log_lr), trace, base_trace,
-                             jnp.zeros([], jnp.int32))
+    trace, base_state_trace = rule.init(params, base_state, log_lr)
+    if weight_decay_mask is not None:  # Validates the mask's structure at init.
+      _decay_leaves(weight_decay, weight_decay_mask, params, lay.treedef.num_leaves)
+    return MetaOptimizeState(
+      base_state=base_state,
+      log_learning_rate=log_lr,
+      meta_state=meta.init(log_lr),
+      trace=trace,
+      base_state_trace=base_state_trace,
+      count=jnp.zeros([], jnp.int32),
+    )
 
-  def _decay_mask(params) -> list[Any]:
-    treedef = jax.tree.structure(params)
-    if weight_decay_mask is None:
-      return [True] * treedef.num_leaves
-    mask = weight_decay_mask(params) if callable(weight_decay_mask) else weight_decay_mask
-    return _blocks.broadcast_prefix(mask, params, "weight_decay_mask")
-
-  def update_fn(updates, state, params=None, **extra_args):
+  def update_fn(
+    updates: optax.Updates,
+    state: MetaOptimizeState,
+    params: optax.Params | None = None,
+    **extra_args: Any,
+  ) -> tuple[optax.Updates, MetaOptimizeState]:
     grads = updates
-    if params is None and (decays or curvature):
-      raise ValueError(
-          "metaoptimize: update needs params (the third argument) when weight_decay "
-          "is non-zero or hessian='hvp'."
-      )
     value_fn = extra_args.get("value_fn")
-    if curvature and value_fn is None:
-      raise ValueError(
-          "metaoptimize with hessian='hvp': update needs value_fn=, a function "
-          "params -> loss on the current batch, e.g. "
-          "tx.update(grads, state, params, value_fn=lambda p: loss(p, batch))."
-      )
-    discount = gamma(state.count) if callable(gamma) else gamma
+    _check_update_args(hessian, decays, params, value_fn)
     lay = _blocks.layout(blocks, grads)
     g = lay.treedef.flatten_up_to(grads)
-    w = None if params is None else lay.treedef.flatten_up_to(params)
     log_lr = state.log_learning_rate
-    dtype = jax.tree.leaves(log_lr)[0].dtype
-    out_dtypes = [jnp.result_type(x) for x in (w if w is not None else g)]
-    mask = _decay_mask(params) if decays else [False] * len(g)
-    decay = [weight_decay * m if isinstance(m, jax.Array) else (weight_decay if m else 0.0)
-             for m in mask]
+    dtypes = [
+      jnp.result_type(x) for x in lay.treedef.flatten_up_to(grads if params is None else params)
+    ]
+    decay = _decay_leaves(weight_decay, weight_decay_mask, params if decays else None, len(g))
 
-    # Meta-gradient, from the trace before this step.
-    if curvature:
-      columns = lay.treedef.flatten_up_to(state.trace)
-      per_block = sum(
-          jnp.sum(x.astype(dtype) * gi.astype(dtype), axis=tuple(range(1, x.ndim)))
-          for x, gi in zip(columns, g, strict=True)
-      )
-      lr_leaves, lr_def = jax.tree.flatten(log_lr)
-      meta_grad = lr_def.unflatten([per_block[j] for j in range(len(lr_leaves))])
-    else:
-      h = lay.treedef.flatten_up_to(state.trace)
-      meta_grad = _blocks.reduce(
-          lay, [hi.astype(dtype) * gi.astype(dtype) for hi, gi in zip(h, g, strict=True)], dtype)
-
-    def step(g, base_state, w, log_lr):
-      """One base step at learning rates exp(log_lr): (dw leaves, new base state)."""
-      u, base_state = base.update(g, base_state, w, **extra_args)
-      alpha = _blocks.leafwise(lay, jax.tree.map(jnp.exp, log_lr))
-      u = lay.treedef.flatten_up_to(u)
-      w = [None] * len(u) if w is None else lay.treedef.flatten_up_to(w)
-      dw = [
-          (a * (ui if _is_zero(d) else ui - d * wi)).astype(dt)
-          for a, ui, wi, d, dt in zip(alpha, u, w, decay, out_dtypes, strict=True)
-      ]
-      return dw, base_state
-
-    dw, base_state = step(grads, state.base_state, params, log_lr)
-
-    if curvature:
-      trace, base_trace = _curvature_trace(
-          step, value_fn, grads, state, params, discount)
-    else:
-      alpha = _blocks.leafwise(lay, jax.tree.map(jnp.exp, log_lr))
-      trace = lay.treedef.unflatten([
-          (discount * (1.0 - d * a) * hi + di).astype(hi.dtype)
-          for hi, di, a, d in zip(h, dw, alpha, decay, strict=True)
-      ])
-      base_trace = ()
+    meta_grad = rule.meta_gradient(lay, state.trace, g, log_lr)
+    step_fn = functools.partial(scaled_base_step, base, lay, decay, dtypes, extra_args)
+    dw, base_state = step_fn(grads, state.base_state, params, log_lr)
+    step = _traces.Step(
+      fn=step_fn,
+      layout=lay,
+      grads=grads,
+      params=params,
+      base_state=state.base_state,
+      log_lr=log_lr,
+      dw=dw,
+      alpha=_blocks.leafwise(lay, jax.tree.map(jnp.exp, log_lr)),
+      decay=decay,
+      value_fn=value_fn,
+    )
+    discount = gamma(state.count) if callable(gamma) else gamma
+    trace, base_state_trace = rule.next(step, state.trace, state.base_state_trace, discount)
 
     meta_updates, meta_state = meta.update(meta_grad, state.meta_state, log_lr)
-    log_lr = optax.apply_updates(log_lr, meta_updates)
-    if min_learning_rate is not None or max_learning_rate is not None:
-      lo = None if min_learning_rate is None else jnp.log(min_learning_rate)
-      hi = None if max_learning_rate is None else jnp.log(max_learning_rate)
-      log_lr = jax.tree.map(lambda b: jnp.clip(b, lo, hi).astype(b.dtype), log_lr)
-
-    new_state = MetaOptimizeState(base_state, log_lr, meta_state, trace, base_trace,
-                                  optax.safe_increment(state.count))
+    log_lr = _clip_log_lr(
+      optax.apply_updates(log_lr, meta_updates), min_learning_rate, max_learning_rate
+    )
+    new_state = MetaOptimizeState(
+      base_state=base_state,
+      log_learning_rate=log_lr,
+      meta_state=meta_state,
+      trace=trace,
+      base_state_trace=base_state_trace,
+      count=optax.safe_increment(state.count),
+    )
     return lay.treedef.unflatten(dw), new_state
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def _curvature_trace(step, value_fn, grads, state, params, gamma):
-  """Forward-mode derivative of one step w.r.t. the log learning rates.
+def _check_update_args(hessian: Hessian, decays: bool, params: Any, value_fn: Any) -> None:
+  if params is None and (decays or hessian == "hvp"):
+    raise ValueError(
+      "metaoptimize: update needs params (the third argument) when weight_decay "
+      "is non-zero or hessian='hvp'."
+    )
+  if hessian == "hvp" and value_fn is None:
+    raise ValueError(
+      "metaoptimize with hessian='hvp': update needs value_fn=, a function "
+      "params -> loss on the current batch, e.g. "
+      "tx.update(grads, state, params, value_fn=lambda p: loss(p, batch))."
+    )
 
-  Returns the new weight trace (params-shaped, one column per block on a leading
-  axis) and the new base-state trace, from ``jax.jvp`` of the step composed with
-  the Hessian-vector product ``jax.jvp(jax.grad(value_fn))``, vmapped over blocks.
-  """
-  log_lr = state.log_learning_rate
-  lr_leaves, lr_def = jax.tree.flatten(log_lr)
-  k = len(lr_leaves)
-  one_hot = jnp.eye(k, dtype=lr_leaves[0].dtype)
-  basis = lr_def.unflatten([one_hot[:, j] for j in range(k)])
 
-  s_leaves, s_def = jax.tree.flatten(state.base_state)
-  inexact = [i for i, x in enumerate(s_leaves) if _is_inexact(x)]
-
-  def with_inexact(values):
-    leaves = list(s_leaves)
-    for i, v in zip(inexact, values, strict=True):
-      leaves[i] = v
-    return s_def.unflatten(leaves)
-
-  def new_weights_and_state(g, s_values, w, log_lr):
-    dw, s = step(g, with_inexact(s_values), w, log_lr)
-    w_leaves, w_def = jax.tree.flatten(w)
-    w_new = w_def.unflatten([wi + di for wi, di in zip(w_leaves, dw, strict=True)])
-    s_leaves_new = jax.tree.leaves(s)
-    return w_new, tuple(s_leaves_new[i] for i in inexact)
-
-  scale = lambda x: (gamma * x).astype(x.dtype)
-
-  def column(x_w, x_s, e):
-    x_w = jax.tree.map(scale, x_w)
-    x_s = tuple(scale(x) for x in x_s)
-    hx = jax.jvp(jax.grad(value_fn), (params,), (x_w,))[1]
-    hx = jax.tree.map(lambda t, gi: t.astype(jnp.result_type(gi)), hx, grads)
-    s_values = tuple(s_leaves[i] for i in inexact)
-    _, (t_w, t_s) = jax.jvp(
-        new_weights_and_state, (grads, s_values, params, log_lr), (hx, x_s, x_w, e))
-    return jax.tree.map(_finite_or_zero, t_w), tuple(_finite_or_zero(t) for t in t_s)
-
-  return jax.vmap(column)(state.trace, state.base_state_trace, basis)
+def _clip_log_lr(log_lr: Any, min_learning_rate: Any, max_learning_rate: Any) -> Any:
+  if min_learning_rate is None and max_learning_rate is None:
+    return log_lr
+  lo = None if min_learning_rate is None else jnp.log(min_learning_rate)
+  hi = None if max_learning_rate is None else jnp.log(max_learning_rate)
+  return jax.tree.map(lambda b: jnp.clip(b, lo, hi).astype(b.dtype), log_lr)
 
 
 def learning_rates(state: optax.OptState) -> Any:
@@ -383,7 +329,7 @@ def find_state(state: optax.OptState) -> MetaOptimizeState:
   found = [x for x in jax.tree.leaves(state, is_leaf=is_mo) if is_mo(x)]
   if len(found) != 1:
     raise ValueError(
-        f"expected exactly one MetaOptimizeState in the optimizer state, found "
-        f"{len(found)}; pass the part of the state that holds the one you want."
+      f"expected exactly one MetaOptimizeState in the optimizer state, found "
+      f"{len(found)}; pass the part of the state that holds the one you want."
     )
   return found[0]

@@ -1,0 +1,174 @@
+"""Trace rules: how the sensitivity of the weights to the log learning rates is kept.
+
+A :class:`TraceRule` is the small set of pure functions one kind of trace needs,
+chosen once when :func:`metaoptimize_optax.metaoptimize` is built:
+
+* ``init(params, base_state, log_lr) -> (trace, base_state_trace)``;
+* ``meta_gradient(layout, trace, grads, log_lr) -> z``, the meta-gradient
+  ``z_b = <h_b, g>`` in the structure of the log learning rates, from the trace
+  of before the step;
+* ``next(step, trace, base_state_trace, gamma) -> (trace, base_state_trace)``,
+  the trace after the step.
+
+Two rules: :data:`HESSIAN_FREE`, the paper's trace
+``h <- gamma (1 - kappa alpha) h + dw`` (params-shaped), and :data:`CURVATURE`,
+the forward-mode derivative of one whole step (Hessian-vector product
+included) with respect to each block's log learning rate (one params-shaped
+column per block on a leading axis, and one for each inexact leaf of the base
+state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from metaoptimize_optax import _blocks
+
+# (g, base_state, w, log_lr) -> (dw leaves, new base state): one base step at
+# learning rates exp(log_lr), decoupled weight decay included.
+StepFn = Callable[[Any, optax.OptState, Any, Any], tuple[list[jax.Array], optax.OptState]]
+
+
+class Step(NamedTuple):
+  """One scaled base step, as the trace rules read it."""
+
+  fn: StepFn  # The step itself, for rules that differentiate it.
+  layout: _blocks.Layout  # The params' blocks.
+  grads: optax.Updates  # g, the gradient the step was taken with.
+  params: optax.Params | None  # w before the step.
+  base_state: optax.OptState  # The base state before the step.
+  log_lr: Any  # beta, in the structure of the log learning rates.
+  dw: list[jax.Array]  # The step's update, one leaf per params leaf.
+  alpha: list[jax.Array]  # exp(beta) of each params leaf.
+  decay: list[Any]  # kappa * M of each params leaf (0.0 when not decayed).
+  value_fn: Callable[[optax.Params], jax.Array] | None  # params -> batch loss.
+
+
+class TraceRule(NamedTuple):
+  """The pure functions of one kind of trace."""
+
+  init: Callable[[optax.Params, optax.OptState, Any], tuple[optax.Updates, tuple]]
+  meta_gradient: Callable[[_blocks.Layout, optax.Updates, Sequence[jax.Array], Any], Any]
+  next: Callable[[Step, optax.Updates, tuple, Any], tuple[optax.Updates, tuple]]
+
+
+def is_inexact(x: Any) -> bool:
+  return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+
+
+def finite_or_zero(x: jax.Array) -> jax.Array:
+  return jnp.where(jnp.isfinite(x), x, jnp.zeros_like(x))
+
+
+def _dtype(log_lr: Any) -> Any:
+  return jax.tree.leaves(log_lr)[0].dtype
+
+
+# ----------------------------------------------------------------------------
+# Hessian-free: the paper's trace.
+
+
+def _free_init(params, base_state, log_lr):
+  del base_state, log_lr
+  return jax.tree.map(jnp.zeros_like, params), ()
+
+
+def _free_meta_gradient(lay, trace, g, log_lr):
+  dtype = _dtype(log_lr)
+  h = lay.treedef.flatten_up_to(trace)
+  return _blocks.reduce(
+    lay, [hi.astype(dtype) * gi.astype(dtype) for hi, gi in zip(h, g, strict=True)], dtype
+  )
+
+
+def _free_next(step, trace, base_state_trace, gamma):
+  del base_state_trace
+  h = step.layout.treedef.flatten_up_to(trace)
+  return step.layout.treedef.unflatten(
+    [
+      (gamma * (1.0 - d * a) * hi + di).astype(hi.dtype)
+      for hi, di, a, d in zip(h, step.dw, step.alpha, step.decay, strict=True)
+    ]
+  ), ()
+
+
+HESSIAN_FREE = TraceRule(init=_free_init, meta_gradient=_free_meta_gradient, next=_free_next)
+
+
+# ----------------------------------------------------------------------------
+# Curvature-aware: jax.jvp of the whole step.
+
+
+def _curvature_init(params, base_state, log_lr):
+  k = _blocks.num_blocks(log_lr)
+  column = lambda x: jnp.zeros((k, *jnp.shape(x)), jnp.result_type(x))
+  trace = jax.tree.map(column, params)
+  return trace, tuple(column(x) for x in jax.tree.leaves(base_state) if is_inexact(x))
+
+
+def _curvature_meta_gradient(lay, trace, g, log_lr):
+  dtype = _dtype(log_lr)
+  columns = lay.treedef.flatten_up_to(trace)
+  per_block = sum(
+    jnp.sum(x.astype(dtype) * gi.astype(dtype), axis=tuple(range(1, x.ndim)))
+    for x, gi in zip(columns, g, strict=True)
+  )
+  lr_leaves, lr_def = jax.tree.flatten(log_lr)
+  return lr_def.unflatten([per_block[j] for j in range(len(lr_leaves))])
+
+
+def _curvature_next(step, trace, base_state_trace, gamma):
+  """Forward-mode derivative of one step w.r.t. the log learning rates.
+
+  ``jax.jvp`` of the step composed with the Hessian-vector product
+  ``jax.jvp(jax.grad(value_fn))``, vmapped over blocks. Tangents that come out
+  non-finite (``sqrt`` of a zero second moment in Adam-like bases, where the
+  true contribution is zero) are set to zero.
+  """
+  lr_leaves, lr_def = jax.tree.flatten(step.log_lr)
+  k = len(lr_leaves)
+  one_hot = jnp.eye(k, dtype=lr_leaves[0].dtype)
+  basis = lr_def.unflatten([one_hot[:, j] for j in range(k)])
+
+  s_leaves, s_def = jax.tree.flatten(step.base_state)
+  inexact = [i for i, x in enumerate(s_leaves) if is_inexact(x)]
+
+  def with_inexact(values):
+    leaves = list(s_leaves)
+    for i, v in zip(inexact, values, strict=True):
+      leaves[i] = v
+    return s_def.unflatten(leaves)
+
+  def new_weights_and_state(g, s_values, w, log_lr):
+    dw, s = step.fn(g, with_inexact(s_values), w, log_lr)
+    w_leaves, w_def = jax.tree.flatten(w)
+    w_new = w_def.unflatten([wi + di for wi, di in zip(w_leaves, dw, strict=True)])
+    s_leaves_new = jax.tree.leaves(s)
+    return w_new, tuple(s_leaves_new[i] for i in inexact)
+
+  scale = lambda x: (gamma * x).astype(x.dtype)
+
+  def column(x_w, x_s, e):
+    x_w = jax.tree.map(scale, x_w)
+    x_s = tuple(scale(x) for x in x_s)
+    hx = jax.jvp(jax.grad(step.value_fn), (step.params,), (x_w,))[1]
+    hx = jax.tree.map(lambda t, gi: t.astype(jnp.result_type(gi)), hx, step.grads)
+    s_values = tuple(s_leaves[i] for i in inexact)
+    _, (t_w, t_s) = jax.jvp(
+      new_weights_and_state, (step.grads, s_values, step.params, step.log_lr), (hx, x_s, x_w, e)
+    )
+    return jax.tree.map(finite_or_zero, t_w), tuple(finite_or_zero(t) for t in t_s)
+
+  return jax.vmap(column)(trace, base_state_trace, basis)
+
+
+CURVATURE = TraceRule(
+  init=_curvature_init, meta_gradient=_curvature_meta_gradient, next=_curvature_next
+)
+
+RULES = {"free": HESSIAN_FREE, "hvp": CURVATURE}
