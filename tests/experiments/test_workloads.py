@@ -39,6 +39,8 @@ TINY_OPTIONS = {
   "mnist1d_mlp": {**TINY_MNIST, "hidden_sizes": [8, 8]},
   "mnist1d_cnn": {**TINY_MNIST, "channels": 4},
   "continual_mnist1d": {**TINY_MNIST, "task_steps": 5, "hidden_sizes": [8]},
+  "input_permuted_mnist1d": {**TINY_MNIST, "task_steps": 5, "hidden_sizes": [8]},
+  "slowly_changing_regression": {"batch_size": 3, "flip_every": 5, "eval_size": 50},
   "charlm": {**TINY_LM, "seq_len": 16},
   "cifar10_resnet18": {"batch_size": 4, "width": 4, "eval_batch_size": 8},
   "tinystories_llama": {**TINY_LM, "seq_len": 8, "vocab_size": 64},

@@ -18,6 +18,19 @@ alone:
   of training step ``step`` (0-based; a non-stationary workload evaluates on the
   task that step ``step`` trains on, and the runner passes the last step it
   trained); metrics are averaged over the batches, weighted by batch size.
+
+Each workload declares its ``primary_metric``, the one number that ranks
+optimizers on it (reports, ``compare``, ``report``):
+
+* a stream (a non-stationary workload without an end) declares
+  ``"online_loss"``: the mean over the whole run of each training batch's loss
+  at the params *before* the update on that batch (the loss the train step
+  computes anyway), as the continual-learning literature scores a learner;
+  ``"online_accuracy"`` likewise;
+* a finite workload declares its held-out metric (``"test_accuracy"``,
+  ``"test_loss"``), or ``"train_loss"`` when it has none.
+
+Names ending in ``_accuracy`` are better higher, every other name lower.
 """
 
 from __future__ import annotations
@@ -49,3 +62,17 @@ class Workload:
   # Suggested run length and evaluation interval for configs that omit them.
   default_steps: int = 1000
   description: str = ""
+  # The metric that ranks optimizers here: "online_loss" for a stream, the held-out
+  # "<split>_<metric>" for a finite workload (see the module docstring).
+  primary_metric: str = "train_loss"
+  # Whether the data change over time without notice (a stream): reports then
+  # also show the online metrics over time.
+  stream: bool = False
+
+
+ONLINE_PREFIX = "online_"
+
+
+def higher_is_better(metric: str) -> bool:
+  """Whether a larger value of ``metric`` (e.g. ``"test_accuracy"``) is better."""
+  return metric.endswith("_accuracy")

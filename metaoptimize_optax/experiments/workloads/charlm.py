@@ -90,6 +90,7 @@ def charlm(
     eval_batches=eval_batches,
     metrics=("loss", "accuracy"),
     default_steps=2000,
+    primary_metric="test_loss",
     description=(
       f"Byte-level llama-style LM (dim {config.dim}, {config.n_layers} layers, "
       f"{config.n_heads} heads, seq {seq_len}, batch {batch_size}) on {len(corpus.files)} "

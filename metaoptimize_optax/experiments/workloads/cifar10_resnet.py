@@ -100,6 +100,7 @@ def cifar10_resnet18(
     eval_batches=eval_batches,
     metrics=("loss", "accuracy"),
     default_steps=20_000,
+    primary_metric="test_accuracy",
     description=(
       f"CIFAR-10 ResNet-18 (width {width}), batch {batch_size}, "
       f"{'crop+flip augmentation' if augment else 'no augmentation'}; data {directory}."

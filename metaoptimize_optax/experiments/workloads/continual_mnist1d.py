@@ -1,11 +1,25 @@
-"""Continual MNIST-1D: the label mapping is permuted every ``task_steps`` steps.
+"""Continual (label-permuted) MNIST-1D: the label mapping is permuted every ``task_steps`` steps.
 
-The inputs are the ordinary MNIST-1D training stream; during task ``k`` (steps
-``k * task_steps`` to ``(k + 1) * task_steps - 1``) every label ``y`` is replaced
-by ``perm_k[y]``, where ``perm_k`` is a random permutation of the 10 classes
-drawn from a generator keyed on ``(seed, k)``. The learner gets no notice of the
-switch. Evaluation relabels the train and test splits with the permutation of
-the task that is current at the evaluation step.
+Source: the label-permuted stream of the continual-learning literature
+(label-permuted MNIST / EMNIST in Dohare et al., "Loss of plasticity in deep
+continual learning", Nature 632, 2024; Kumar et al., "Maintaining plasticity in
+continual learning via regenerative regularization", 2023), on MNIST-1D
+(Greydanus & Kobak, 2020; generated locally, see :mod:`.mnist1d_data`) so that
+tens of tasks fit on two CPU cores.
+
+The inputs are the ordinary MNIST-1D training stream (4000 examples, epochs of
+shuffled batches); during task ``k`` (steps ``k * task_steps`` to
+``(k + 1) * task_steps - 1``) every label ``y`` is replaced by ``perm_k[y]``,
+where ``perm_k`` is a random permutation of the 10 classes drawn from a
+generator keyed on ``(seed, k)``. The learner gets no notice of the switch.
+The stream has no end: any number of tasks; ``num_tasks`` (default 20) only
+sets the suggested run length ``num_tasks * task_steps``.
+
+Parameters: ``task_steps=500`` steps per task, batch 100, an MLP 40-100-100-10
+(or the 1-D CNN). A stream: its primary metric is the online loss (the mean
+over the run of each batch's loss before the update on it). Evaluation
+relabels the train and test splits with the permutation of the task that is
+current at the evaluation step.
 """
 
 from __future__ import annotations
@@ -37,6 +51,7 @@ def task_permutation(seed: int, task: int) -> np.ndarray:
 def continual_mnist1d(
   *,
   task_steps: int = 500,
+  num_tasks: int = 20,
   model: str = "mlp",
   batch_size: int = 100,
   hidden_sizes: Sequence[int] = (100, 100),
@@ -51,6 +66,8 @@ def continual_mnist1d(
 
   Args:
     task_steps: steps per task (label permutation).
+    num_tasks: tasks in the suggested run length (``default_steps``); a run may be
+      longer or shorter (the permutations go on).
     model: "mlp" or "cnn" (see ``mnist1d_mlp`` / ``mnist1d_cnn``).
     batch_size: training minibatch size.
     hidden_sizes: MLP hidden widths (``model="mlp"``).
@@ -62,6 +79,7 @@ def continual_mnist1d(
     eval_batch_size: batch size of the evaluation batches.
   """
   task_steps = options.positive_int("task_steps", task_steps)
+  num_tasks = options.positive_int("num_tasks", num_tasks)
   options.one_of("model", model, MODELS)
   batch_size = options.positive_int("batch_size", batch_size)
   eval_batch_size = options.positive_int("eval_batch_size", eval_batch_size)
@@ -88,7 +106,9 @@ def continual_mnist1d(
     train_batch=train_batch,
     eval_batches=eval_batches,
     metrics=("loss", "accuracy"),
-    default_steps=20 * task_steps,
+    default_steps=num_tasks * task_steps,
+    primary_metric="online_loss",
+    stream=True,
     description=(
       f"Continual MNIST-1D ({model}): labels re-permuted every {task_steps} steps without "
       f"notice; evaluation on the current task; batch {batch_size}."

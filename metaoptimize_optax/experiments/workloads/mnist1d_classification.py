@@ -98,6 +98,7 @@ def _mnist1d_workload(
     eval_batches=eval_batches,
     metrics=("loss", "accuracy"),
     default_steps=5000,
+    primary_metric="test_accuracy",
     description=(
       f"MNIST-1D ({n} examples, train split {data_kwargs['train_split']:g}), {model_name}, "
       f"batch {batch_size}, cross-entropy."

@@ -89,6 +89,7 @@ def noisy_quadratic(
     eval_batches=eval_batches,
     metrics=("loss",),
     default_steps=1000,
+    primary_metric="test_loss",
     description=(
       f"Noisy quadratic (Wu et al. 2018), dim {dim}, h_i = 1/i, gradient noise covariance "
       f"{noise_scale**2:g} * H / {batch_size}; eval 'test' is the exact expected loss "

@@ -147,6 +147,7 @@ def tinystories_llama(
     eval_batches=eval_batches,
     metrics=("loss", "accuracy"),
     default_steps=20_000,
+    primary_metric="test_loss",
     description=(
       f"TinyStories llama (dim {config.dim}, {config.n_layers} layers, {config.n_heads} heads, "
       f"vocab {config.vocab_size}, seq {seq_len}, batch {batch_size}); {held_out}"

@@ -118,6 +118,8 @@ def tracking(
     eval_batches=eval_batches,
     metrics=("loss",),
     default_steps=20_000,
+    primary_metric="online_loss",
+    stream=True,
     description=(
       f"Sutton (1992) tracking: {num_inputs} N(0,1) inputs, {num_relevant} relevant +/-1 "
       f"target weights, one flips sign every {flip_every} steps; linear learner, "
