@@ -3,11 +3,23 @@
 :func:`load_results` reads a results directory (see :mod:`.results`) into one
 :class:`OptimizerResults` per optimizer of its config; for an optimizer with a
 grid it keeps the point with the lowest final training loss (the mean over
-seeds of the last logged interval; a diverged run counts as infinite), every
-point having had the same budget. :func:`write_report` writes
+seeds of :func:`.results.final_train_loss`, the table's train loss; a diverged
+run counts as infinite) or, on a
+stream, the lowest mean online loss, every point having had the same budget.
 
-* ``summary.md``: one row per optimizer: final train and test loss and accuracy,
-  mean ± standard deviation over seeds (finished runs only); the steps until
+Every run's training records are its *online* metrics (each batch's loss and
+accuracy before the update on it, see :mod:`.runner`): ``online_loss`` and
+``online_accuracy`` are their step-weighted means over the whole run, and
+:func:`online_curve` their means over equal bins of the run. The workload's
+``primary_metric`` (recorded by the runner in each run's start record; the
+final training loss for results written before it was) ranks the optimizers.
+:func:`write_report` writes
+
+* ``summary.md``: one row per optimizer: its rank by the primary metric, the
+  primary metric, the training loss beside it, then the other final metrics
+  (online, train and test loss and accuracy), mean ± standard deviation over
+  seeds (finished runs only); for a stream, the online loss over the run in
+  bins; the steps until
   the logged training loss first reached ``target_loss``; the time per step
   (first, compiling step excluded); notes on grids and diverged runs;
 * ``summary.json``: the same, as data;
@@ -26,7 +38,7 @@ import dataclasses
 import json
 import math
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib
@@ -36,11 +48,13 @@ from matplotlib.figure import Figure
 from metaoptimize_optax.experiments import config as config_lib
 from metaoptimize_optax.experiments import registry, results
 from metaoptimize_optax.experiments.config import (
-    ConfigError,
-    ExperimentConfig,
-    GridPoint,
-    OptimizerConfig,
+  ConfigError,
+  ExperimentConfig,
+  GridPoint,
+  OptimizerConfig,
 )
+from metaoptimize_optax.experiments.workloads import base
+from metaoptimize_optax.experiments.workloads.base import ONLINE_PREFIX
 
 Records = list[dict[str, Any]]
 
@@ -70,11 +84,90 @@ class RunRecords:
     return next(results.iter_events(self.records, "diverged"), None)
 
   def final_train_loss(self) -> float:
-    """The last logged training loss; infinite if the run diverged or has none."""
-    train = self.train
-    if self.diverged is not None or not train or train[-1]["loss"] is None:
-      return math.inf
-    return float(train[-1]["loss"])
+    """:func:`.results.final_train_loss` (the table's train loss); infinite if the run
+    diverged or has none."""
+    loss = results.final_train_loss(self.records)
+    return math.inf if self.diverged is not None or loss is None else loss
+
+  def online(self) -> dict[str, float]:
+    """``{"online_<metric>": mean}``: each training metric's step-weighted mean over the run.
+
+    A train record holds the mean over its interval of each batch's metric before
+    the update on it, so this is the mean over every step of the run.
+    """
+    return online_means(self.train)
+
+  def online_score(self, metric: str = "online_loss") -> float:
+    """``metric`` (an online loss) of the run; infinite if it diverged or has none."""
+    value = self.online().get(metric)
+    return math.inf if self.diverged is not None or value is None else value
+
+
+TRAIN_RECORD_KEYS = ("event", "step", "learning_rate", "step_time")
+
+
+def _interval_steps(train: Records) -> list[int]:
+  """The number of steps each train record averages (its step minus the previous one's)."""
+  steps = [r["step"] for r in train]
+  return [b - a for a, b in zip([0, *steps[:-1]], steps, strict=True)]
+
+
+def online_means(train: Records) -> dict[str, float]:
+  """``{"online_<metric>": mean}`` over the steps of ``train`` records (weighted by interval)."""
+  weights = _interval_steps(train)
+  sums: dict[str, list[float]] = {}
+  for r, w in zip(train, weights, strict=True):
+    for k, v in r.items():
+      if k not in TRAIN_RECORD_KEYS and isinstance(v, int | float) and v is not None:
+        acc = sums.setdefault(k, [0.0, 0])
+        acc[0] += w * float(v)
+        acc[1] += w
+  return {f"{ONLINE_PREFIX}{k}": total / n for k, (total, n) in sums.items() if n}
+
+
+def online_curve(train: Records, steps: int, bins: int = 10) -> dict[str, list[float | None]]:
+  """Each online metric's mean over ``bins`` equal parts of a run of ``steps`` steps.
+
+  Returns ``{"step": [end of each bin], "<metric>": [mean or None], ...}``; a
+  record belongs to the bin holding its last step.
+  """
+  bins = max(1, min(bins, steps))
+  ends = [round(steps * (i + 1) / bins) for i in range(bins)]
+  out: dict[str, list[float | None]] = {"step": ends}
+  per_bin: list[list[dict[str, Any]]] = [[] for _ in ends]
+  for r, w in zip(train, _interval_steps(train), strict=True):
+    i = min(int(np.searchsorted(ends, r["step"])), bins - 1)
+    per_bin[i].append({**r, "_w": w})
+  keys = list(dict.fromkeys(k for r in train for k in r if k not in TRAIN_RECORD_KEYS))
+  for k in keys:
+    values: list[float | None] = []
+    for records in per_bin:
+      pts = [(r["_w"], r[k]) for r in records if r.get(k) is not None]
+      total = sum(w for w, _ in pts)
+      values.append(sum(w * v for w, v in pts) / total if total else None)
+    out[k] = values
+  return out
+
+
+def recorded_primary_metric(runs: Sequence[RunRecords]) -> str | None:
+  """The workload's primary metric from the runs' start records (None if none says)."""
+  return next(
+    (
+      r["primary_metric"]
+      for run in runs
+      for r in results.iter_events(run.records, "start")
+      if r.get("primary_metric")
+    ),
+    None,
+  )
+
+
+def selection_metric(primary: str) -> str:
+  """What picks a grid point: the primary metric when it is an online loss (measured on
+  training data, so no held-out data is used to tune), else the final training loss."""
+  return (
+    primary if primary.startswith(ONLINE_PREFIX) and primary.endswith("_loss") else ("train_loss")
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,10 +177,13 @@ class PointResults:
   point: GridPoint
   runs: tuple[RunRecords, ...]
 
-  def score(self) -> float:
-    """The mean final training loss over seeds (infinite when any run diverged)."""
+  def score(self, metric: str = "train_loss") -> float:
+    """The mean over seeds of the final training loss, or of ``metric`` when it is an
+    online loss (infinite when any run diverged)."""
     if not self.runs:
       return math.inf
+    if metric.startswith(ONLINE_PREFIX):
+      return float(np.mean([r.online_score(metric) for r in self.runs]))
     return float(np.mean([r.final_train_loss() for r in self.runs]))
 
 
@@ -99,10 +195,11 @@ class OptimizerResults:
   points: tuple[PointResults, ...]
   chosen: PointResults
   is_metaoptimize: bool
+  # The workload's primary metric ("online_loss", "test_accuracy", ...).
+  primary_metric: str = "train_loss"
 
 
-def load_results(
-    output_dir: str | pathlib.Path) -> tuple[ExperimentConfig, list[OptimizerResults]]:
+def load_results(output_dir: str | pathlib.Path) -> tuple[ExperimentConfig, list[OptimizerResults]]:
   """The config and every optimizer's runs found in a results directory.
 
   Raises:
@@ -111,10 +208,12 @@ def load_results(
   out = pathlib.Path(output_dir)
   path = out / results.CONFIG_FILE
   if not path.exists():
-    raise ConfigError(f"{str(out)!r} is not a results directory: it has no {results.CONFIG_FILE} "
-                      "(run `metaoptimize-optax compare CONFIG` first).")
+    raise ConfigError(
+      f"{str(out)!r} is not a results directory: it has no {results.CONFIG_FILE} "
+      "(run `metaoptimize-optax compare CONFIG` first)."
+    )
   config = config_lib.from_dict(config_lib.parse_yaml(path.read_text()) or {})
-  loaded = []
+  found = []
   for opt in config.optimizers:
     points = []
     for point in opt.points():
@@ -125,11 +224,18 @@ def load_results(
         if any(r.get("event") == "train" for r in records) or results.end_record(records):
           runs.append(RunRecords(seed, records))
       points.append(PointResults(point, tuple(runs)))
-    if not any(p.runs for p in points):
-      continue
-    chosen = min(points, key=lambda p: (p.score(), not p.runs))
+    if any(p.runs for p in points):
+      found.append((opt, points))
+  primary = (
+    recorded_primary_metric([run for _, points in found for p in points for run in p.runs])
+    or "train_loss"
+  )
+  select = selection_metric(primary)
+  loaded = []
+  for opt, points in found:
+    chosen = min(points, key=lambda p: (p.score(select), not p.runs))
     is_mo = registry.build_optimizer(opt.name, config.steps, chosen.point.params).is_metaoptimize
-    loaded.append(OptimizerResults(opt, tuple(points), chosen, is_mo))
+    loaded.append(OptimizerResults(opt, tuple(points), chosen, is_mo, primary))
   return config, loaded
 
 
@@ -138,22 +244,27 @@ def load_results(
 
 
 def _final_metrics(run: RunRecords) -> dict[str, float]:
-  """``train_loss``, ``test_loss``, ``train_accuracy``, ... at the end of a finished run."""
+  """``online_loss``, ``train_loss``, ``test_loss``, ``train_accuracy``, ... of a finished
+  run: the online means over the run, and the final values."""
   out: dict[str, float] = {}
   train = run.train
   if train:
-    out.update({f"train_{k}": v for k, v in train[-1].items()
-                if k not in ("event", "step", "learning_rate", "step_time") and v is not None})
+    out.update(run.online())
+    out.update(
+      {
+        f"train_{k}": v
+        for k, v in train[-1].items()
+        if k not in TRAIN_RECORD_KEYS and v is not None
+      }
+    )
   evals = run.evals
   if evals:  # Evaluation on a split overrides the running training metrics.
-    out.update({k: v for k, v in evals[-1].items()
-                if k not in ("event", "step") and v is not None})
+    out.update({k: v for k, v in evals[-1].items() if k not in ("event", "step") and v is not None})
   return out
 
 
 def _steps_to_target(run: RunRecords, target: float) -> int | None:
-  return next((r["step"] for r in run.train if r["loss"] is not None and r["loss"] <= target),
-              None)
+  return next((r["step"] for r in run.train if r["loss"] is not None and r["loss"] <= target), None)
 
 
 def mean_std(values: Sequence[float]) -> dict[str, float] | None:
@@ -178,45 +289,113 @@ def final_stats(runs: Sequence[RunRecords]) -> dict[str, dict[str, float] | None
   return {k: mean_std(v) for k, v in metrics.items()}
 
 
+def primary_metric(loaded: Sequence[OptimizerResults]) -> str:
+  """The primary metric of a results directory's workload ("train_loss" when unrecorded)."""
+  return loaded[0].primary_metric if loaded else "train_loss"
+
+
+def mean_curve(runs: Sequence[RunRecords], steps: int, bins: int = 10) -> dict[str, Any]:
+  """:func:`online_curve` of each finished run, averaged over them (None where none has one)."""
+  curves = [online_curve(r.train, steps, bins) for r in runs if r.status == "finished"]
+  if not curves:
+    return {}
+  out: dict[str, Any] = {"step": curves[0]["step"]}
+  for k in dict.fromkeys(k for c in curves for k in c if k != "step"):
+    columns = zip(*(c.get(k, [None] * len(out["step"])) for c in curves), strict=True)
+    out[k] = [None if any(v is None for v in col) else float(np.mean(col)) for col in columns]
+  return out
+
+
+def _metric_text(metric: str) -> str:
+  return "final training loss" if metric == "train_loss" else metric.replace("_", " ")
+
+
+def rank(rows: Sequence[Mapping[str, Any]], metric: str) -> list[int | None]:
+  """Each row's rank (1 = best) by the mean of ``metric`` over the seeds, among the rows
+  that finished every seed with it; None for the others."""
+  better = base.higher_is_better(metric)
+  scored = []
+  for i, row in enumerate(rows):
+    stat = row["metrics"].get(metric)
+    if stat is not None and row["finished"] == len(row["seeds"]) and stat["n"] == row["finished"]:
+      scored.append((-stat["mean"] if better else stat["mean"], i))
+  out: list[int | None] = [None] * len(rows)
+  for r, (_, i) in enumerate(sorted(scored)):
+    out[i] = r + 1
+  return out
+
+
 def summarize(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) -> dict[str, Any]:
   """The comparison as data (what ``summary.json`` holds)."""
+  primary = primary_metric(loaded)
   rows = []
   for res in loaded:
     runs = res.chosen.runs
     finished = [r for r in runs if r.status == "finished"]
-    step_times = [float(np.mean(t)) for t in
-                  ([r["step_time"] for r in run.train if r.get("step_time")] for run in runs) if t]
+    step_times = [
+      float(np.mean(t))
+      for t in ([r["step_time"] for r in run.train if r.get("step_time")] for run in runs)
+      if t
+    ]
     row: dict[str, Any] = {
-        "optimizer": res.optimizer.display_name,
-        "name": res.optimizer.name,
-        "params": dict(res.chosen.point.params),
-        "metaoptimize": res.is_metaoptimize,
-        "seeds": [r.seed for r in runs],
-        "finished": len(finished),
-        "metrics": final_stats(runs),
-        "step_time": mean_std(step_times),
-        "diverged": [{"seed": r.seed, **{k: r.diverged[k] for k in ("step", "reason")}}
-                     for r in runs if r.diverged is not None],
-        "incomplete": [r.seed for r in runs if r.status == "incomplete"],
+      "optimizer": res.optimizer.display_name,
+      "name": res.optimizer.name,
+      "params": dict(res.chosen.point.params),
+      "metaoptimize": res.is_metaoptimize,
+      "seeds": [r.seed for r in runs],
+      "finished": len(finished),
+      "metrics": final_stats(runs),
+      "step_time": mean_std(step_times),
+      "diverged": [
+        {"seed": r.seed, **{k: r.diverged[k] for k in ("step", "reason")}}
+        for r in runs
+        if r.diverged is not None
+      ],
+      "incomplete": [r.seed for r in runs if r.status == "incomplete"],
+      "online_curve": mean_curve(runs, config.steps),
     }
     if config.target_loss is not None:
-      reached = [s for s in (_steps_to_target(r, config.target_loss) for r in runs)
-                 if s is not None]
-      row["steps_to_target"] = {"reached": len(reached), "of": len(runs),
-                                **(mean_std(reached) or {})}
+      reached = [
+        s for s in (_steps_to_target(r, config.target_loss) for r in runs) if s is not None
+      ]
+      row["steps_to_target"] = {
+        "reached": len(reached),
+        "of": len(runs),
+        **(mean_std(reached) or {}),
+      }
     if res.optimizer.grid:
       row["grid"] = {
-          "parameters": {k: list(v) for k, v in res.optimizer.grid.items()},
-          "selected_by": "lowest final training loss, mean over seeds, same budget",
-          "best": res.chosen.point.label,
-          "points": [{"point": p.point.label,
-                      "final_train_loss": None if math.isinf(p.score()) else p.score(),
-                      "diverged": sum(r.diverged is not None for r in p.runs),
-                      "runs": len(p.runs)} for p in res.points],
+        "parameters": {k: list(v) for k, v in res.optimizer.grid.items()},
+        "selected_by": f"lowest {_metric_text(selection_metric(primary))}, mean over seeds, "
+        "same budget",
+        "best": res.chosen.point.label,
+        "points": [
+          {
+            "point": p.point.label,
+            "final_train_loss": None if math.isinf(p.score()) else p.score(),
+            "score": (
+              None
+              if math.isinf(p.score(selection_metric(primary)))
+              else p.score(selection_metric(primary))
+            ),
+            "diverged": sum(r.diverged is not None for r in p.runs),
+            "runs": len(p.runs),
+          }
+          for p in res.points
+        ],
       }
     rows.append(row)
-  return {"workload": config.workload.name, "steps": config.steps, "seeds": list(config.seeds),
-          "target_loss": config.target_loss, "optimizers": rows}
+  for row, r in zip(rows, rank(rows, primary), strict=True):
+    row["rank"] = r
+  return {
+    "workload": config.workload.name,
+    "steps": config.steps,
+    "seeds": list(config.seeds),
+    "target_loss": config.target_loss,
+    "primary_metric": primary,
+    "selected_by": selection_metric(primary),
+    "optimizers": rows,
+  }
 
 
 def format_stat(stat: dict[str, float] | None, scale: float = 1.0, digits: int = 4) -> str:
@@ -228,18 +407,26 @@ def format_stat(stat: dict[str, float] | None, scale: float = 1.0, digits: int =
 
 
 def _columns(summary: dict[str, Any]) -> list[str]:
+  """The metric columns: the primary metric, the training loss beside it, then the others."""
   keys = {k for row in summary["optimizers"] for k in row["metrics"]}
-  splits = sorted({k.rsplit("_", 1)[0] for k in keys}, key=lambda s: (s != "train", s))
-  return [f"{s}_{m}" for m in ("loss", "accuracy") for s in splits if f"{s}_{m}" in keys]
+  splits = sorted(
+    {k.rsplit("_", 1)[0] for k in keys}, key=lambda s: (s != "online", s != "train", s)
+  )
+  others = [f"{s}_{m}" for m in ("loss", "accuracy") for s in splits if f"{s}_{m}" in keys]
+  first = [k for k in (summary.get("primary_metric"), "train_loss") if k in keys]
+  return list(dict.fromkeys([*first, *others]))
 
 
 def _notes(row: dict[str, Any]) -> str:
   notes = []
   if "grid" in row:
     grid = row["grid"]
-    tried = "; ".join(f"{k} ∈ {{{', '.join(map(config_lib.format_value, v))}}}"
-                      for k, v in grid["parameters"].items())
-    notes.append(f"tuned: {tried}; best {grid['best']} by final training loss")
+    tried = "; ".join(
+      f"{k} ∈ {{{', '.join(map(config_lib.format_value, v))}}}"
+      for k, v in grid["parameters"].items()
+    )
+    by = grid["selected_by"].split(",")[0].removeprefix("lowest ")
+    notes.append(f"tuned: {tried}; best {grid['best']} by {by}")
   if row["diverged"]:
     steps = ", ".join(str(d["step"]) for d in row["diverged"])
     notes.append(f"diverged in {len(row['diverged'])}/{len(row['seeds'])} seeds (step {steps})")
@@ -252,7 +439,12 @@ def table(summary: dict[str, Any]) -> str:
   """The comparison as a Markdown table."""
   columns = _columns(summary)
   target = summary.get("target_loss")
-  header = ["Optimizer", *(c.replace("_", " ") for c in columns)]
+  primary = summary.get("primary_metric")
+  header = [
+    "Optimizer",
+    "rank",
+    *(c.replace("_", " ") + (" (primary)" if c == primary else "") for c in columns),
+  ]
   if target is not None:
     header.append(f"steps to loss ≤ {target:g}")
   header += ["ms / step", "notes"]
@@ -271,6 +463,22 @@ def table(summary: dict[str, Any]) -> str:
     st = row["step_time"]
     cells.append(format_stat(st, scale=1e3, digits=3))
     cells.append(_notes(row))
+    place = "—" if row.get("rank") is None else str(row["rank"])
+    lines.append("| " + " | ".join([row["optimizer"], place, *cells]) + " |")
+  return "\n".join(lines)
+
+
+def curve_table(summary: dict[str, Any], metric: str = "loss") -> str:
+  """The online ``metric`` of every optimizer over the run, one column per bin (Markdown)."""
+  rows = [r for r in summary["optimizers"] if r.get("online_curve", {}).get(metric)]
+  if not rows:
+    return ""
+  ends = rows[0]["online_curve"]["step"]
+  starts = [0, *ends[:-1]]
+  header = ["Optimizer", *(f"{a}–{b}" for a, b in zip(starts, ends, strict=True))]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for row in rows:
+    cells = ["—" if v is None else f"{v:.4g}" for v in row["online_curve"][metric]]
     lines.append("| " + " | ".join([row["optimizer"], *cells]) + " |")
   return "\n".join(lines)
 
@@ -278,31 +486,50 @@ def table(summary: dict[str, Any]) -> str:
 def markdown(config: ExperimentConfig, summary: dict[str, Any]) -> str:
   """The whole ``summary.md``."""
   seeds = summary["seeds"]
-  parts = [f"# {config.workload.name}: {len(summary['optimizers'])} optimizers",
-           ""]
+  parts = [f"# {config.workload.name}: {len(summary['optimizers'])} optimizers", ""]
   if config.description:
     parts += [config.description.strip(), ""]
+  primary = summary.get("primary_metric", "train_loss")
   parts += [
-      f"{config.steps} steps, seeds {seeds}. Final metrics are the last evaluation "
-      "(train loss and accuracy: the evaluation on the training split when the workload has "
-      "one, else the mean over the last logged interval), mean ± standard deviation over "
-      "the seeds that finished.",
+    f"{config.steps} steps, seeds {seeds}. Ranked by the primary metric of the workload, "
+    f"**{primary.replace('_', ' ')}** (rank 1: the best mean among the optimizers that "
+    "finished every seed). Online loss and accuracy: the mean over the whole run of each "
+    "training batch's loss (accuracy) at the params before the update on it. Final metrics "
+    "are the last evaluation (train loss and accuracy: the evaluation on the training split "
+    "when the workload has one, else the mean over the last logged interval), mean ± "
+    "standard deviation over the seeds that finished.",
   ]
   if config.target_loss is not None:
-    parts.append(f"Steps to target: the first logged step at which the training loss "
-                 f"(mean over a log interval of {config.log_every} steps) was at most "
-                 f"{config.target_loss:g}, mean over the seeds that reached it.")
-  parts.append("Time per step: wall time with `block_until_ready`, first (compiling) step "
-               "excluded.")
+    parts.append(
+      f"Steps to target: the first logged step at which the training loss "
+      f"(mean over a log interval of {config.log_every} steps) was at most "
+      f"{config.target_loss:g}, mean over the seeds that reached it."
+    )
+  parts.append(
+    "Time per step: wall time with `block_until_ready`, first (compiling) step excluded."
+  )
   if any("grid" in row for row in summary["optimizers"]):
-    parts.append("Tuned optimizers ran every grid point on the same budget and seeds; the "
-                 "table shows the point with the lowest final training loss.")
+    parts.append(
+      "Tuned optimizers ran every grid point on the same budget and seeds; the "
+      "table shows the point with the lowest "
+      f"{_metric_text(summary.get('selected_by', 'train_loss'))}."
+    )
   parts += ["", table(summary), ""]
+  curve = curve_table(summary) if primary.startswith(ONLINE_PREFIX) else ""
+  if curve:
+    parts += [
+      "Online loss over the run (mean over each bin of steps, mean over the seeds that finished):",
+      "",
+      curve,
+      "",
+    ]
   for row in summary["optimizers"]:
     if "grid" in row:
-      parts.append(f"Grid of {row['optimizer']} (final training loss, mean over seeds):")
+      what = _metric_text(summary.get("selected_by", "train_loss"))
+      parts.append(f"Grid of {row['optimizer']} ({what}, mean over seeds):")
       for p in row["grid"]["points"]:
-        loss = "diverged" if p["final_train_loss"] is None else f"{p['final_train_loss']:.4g}"
+        score = p.get("score", p["final_train_loss"])
+        loss = "diverged" if score is None else f"{score:.4g}"
         mark = "  ← best" if p["point"] == row["grid"]["best"] else ""
         parts.append(f"- {p['point']}: {loss}{mark}")
       parts.append("")
@@ -323,13 +550,23 @@ def _curve(runs: Sequence[RunRecords], event: str, key: str) -> tuple[np.ndarray
         by_step.setdefault(r["step"], []).append(float(r[key]))
   steps = np.asarray(sorted(by_step))
   vals = [by_step[s] for s in steps]
-  return (steps, np.asarray([np.mean(v) for v in vals]), np.asarray([np.min(v) for v in vals]),
-          np.asarray([np.max(v) for v in vals]))
+  return (
+    steps,
+    np.asarray([np.mean(v) for v in vals]),
+    np.asarray([np.min(v) for v in vals]),
+    np.asarray([np.max(v) for v in vals]),
+  )
 
 
 def _eval_loss_key(loaded: Sequence[OptimizerResults]) -> str | None:
-  keys = {k for res in loaded for run in res.chosen.runs for r in run.evals for k in r
-          if k.endswith("_loss")}
+  keys = {
+    k
+    for res in loaded
+    for run in res.chosen.runs
+    for r in run.evals
+    for k in r
+    if k.endswith("_loss")
+  }
   for preferred in ("test_loss", "valid_loss", "eval_loss"):
     if preferred in keys:
       return preferred
@@ -347,8 +584,7 @@ def line_color(i: int, n: int) -> Any:
   return f"C{i % 10}" if n <= 10 else matplotlib.colormaps["tab20"](i % 20)
 
 
-def panel_axes(n: int, width: float = 6.0, height: float = 4.2,
-               ncols: int = 3) -> tuple[Any, list]:
+def panel_axes(n: int, width: float = 6.0, height: float = 4.2, ncols: int = 3) -> tuple[Any, list]:
   """A ``Figure`` with ``n`` panels (at least one) in rows of ``ncols``, and its axes."""
   ncols = max(1, min(n, ncols))
   nrows = max(1, -(-n // ncols))
@@ -357,7 +593,7 @@ def panel_axes(n: int, width: float = 6.0, height: float = 4.2,
   flat = list(axes.ravel())
   for ax in flat[n:]:
     ax.set_visible(False)
-  return fig, flat[:max(n, 1)]
+  return fig, flat[: max(n, 1)]
 
 
 def plot_losses(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) -> Figure:
@@ -376,8 +612,13 @@ def plot_losses(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) ->
     for i, res in enumerate(loaded):
       color = line_color(i, len(loaded))
       steps, mean, lo, hi = _curve(res.chosen.runs, event, key)
-      ax.plot(steps, mean, color=color, label=run_label(res),
-              linewidth=2.0 if res.is_metaoptimize else 1.2)
+      ax.plot(
+        steps,
+        mean,
+        color=color,
+        label=run_label(res),
+        linewidth=2.0 if res.is_metaoptimize else 1.2,
+      )
       if len(res.chosen.runs) > 1 and steps.size:
         ax.fill_between(steps, lo, hi, color=color, alpha=0.15, linewidth=0)
       diverged = [r.diverged["step"] for r in res.chosen.runs if r.diverged is not None]
@@ -397,14 +638,15 @@ def plot_losses(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) ->
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
   axes[0].legend(fontsize=8)
-  fig.suptitle(f"{config.workload.name}: loss, mean over {len(config.seeds)} seed(s), "
-               "band min–max; x: diverged")
+  fig.suptitle(
+    f"{config.workload.name}: loss, mean over {len(config.seeds)} seed(s), "
+    "band min–max; x: diverged"
+  )
   fig.tight_layout()
   return fig
 
 
-def plot_learning_rates(config: ExperimentConfig,
-                        loaded: Sequence[OptimizerResults]) -> Figure:
+def plot_learning_rates(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) -> Figure:
   """The learning rate of each MetaOptimize optimizer over time, one line per block.
 
   One panel per MetaOptimize optimizer with every seed (one color per block;
@@ -415,16 +657,26 @@ def plot_learning_rates(config: ExperimentConfig,
   peers = [(i, r) for i, r in enumerate(loaded) if not r.is_metaoptimize]
   fig, axes = panel_axes(len(mo_results) + bool(peers))
   for ax, res in zip(axes, mo_results, strict=False):
-    blocks = list(dict.fromkeys(b for run in res.chosen.runs for r in run.train
-                                for b in r["learning_rate"]))
+    blocks = list(
+      dict.fromkeys(b for run in res.chosen.runs for r in run.train for b in r["learning_rate"])
+    )
     for j, block in enumerate(blocks):
       for k, run in enumerate(res.chosen.runs):
-        pts = [(r["step"], r["learning_rate"][block]) for r in run.train
-               if (r["learning_rate"].get(block) or 0) > 0]
+        pts = [
+          (r["step"], r["learning_rate"][block])
+          for r in run.train
+          if (r["learning_rate"].get(block) or 0) > 0
+        ]
         if pts:
           s, v = zip(*pts, strict=True)
-          ax.plot(s, v, color=f"C{j % 10}", linewidth=1.4 if k == 0 else 0.7,
-                  alpha=1.0 if k == 0 else 0.5, label=block if k == 0 else None)
+          ax.plot(
+            s,
+            v,
+            color=f"C{j % 10}",
+            linewidth=1.4 if k == 0 else 0.7,
+            alpha=1.0 if k == 0 else 0.5,
+            label=block if k == 0 else None,
+          )
     ax.set_yscale("log")
     ax.set_title(f"{run_label(res)}: learned learning rate", fontsize=10)
     ax.set_xlabel("step")
@@ -434,8 +686,12 @@ def plot_learning_rates(config: ExperimentConfig,
   if peers:
     ax = axes[len(mo_results)]
     for i, res in peers:
-      pts = [(r["step"], v) for r in res.chosen.runs[0].train
-             for v in list(r["learning_rate"].values())[:1] if (v or 0) > 0]
+      pts = [
+        (r["step"], v)
+        for r in res.chosen.runs[0].train
+        for v in list(r["learning_rate"].values())[:1]
+        if (v or 0) > 0
+      ]
       if pts:
         s, v = zip(*pts, strict=True)
         ax.plot(s, v, color=line_color(i, len(loaded)), linestyle="--", label=run_label(res))

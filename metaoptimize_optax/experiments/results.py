@@ -12,12 +12,15 @@ Layout, under a config's ``output_dir``::
 Records of ``metrics.jsonl`` (``step`` counts the updates done):
 
 * ``{"event": "start", "optimizer", "name", "params", "grid_point", "seed", "steps",
-  "devices", "workload"}``;
+  "devices", "workload", "primary_metric", "stream"}``: ``primary_metric`` is the
+  workload's (what ranks optimizers on it, e.g. ``"online_loss"``), ``stream``
+  whether it is a stream;
 * ``{"event": "train", "step", "loss", <other training metrics>, "learning_rate":
-  {block: rate}, "step_time"}``: metrics averaged over the steps since the last
-  record, the learning rates in effect at the last of them, and the mean seconds
-  per step over the interval (``null`` when the interval only held the first,
-  compiling step);
+  {block: rate}, "step_time"}``: the online metrics (each batch's loss, accuracy,
+  ... at the params before the update on it) averaged over the steps since the
+  last record, the learning rates in effect at the last of them, and the mean
+  seconds per step over the interval (``null`` when the interval only held the
+  first, compiling step);
 * ``{"event": "eval", "step", "<split>_<metric>": value, ...}``;
 * ``{"event": "diverged", "step", "reason"}``: the first step whose training loss
   was not finite;
@@ -41,8 +44,9 @@ METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 
 
-def run_dir(output_dir: str | pathlib.Path, optimizer: OptimizerConfig, point: GridPoint,
-            seed: int) -> pathlib.Path:
+def run_dir(
+  output_dir: str | pathlib.Path, optimizer: OptimizerConfig, point: GridPoint, seed: int
+) -> pathlib.Path:
   """The directory of one run: ``<output_dir>/<optimizer>[/<grid point>]/seed<k>``."""
   base = pathlib.Path(output_dir) / optimizer.slug
   if point.label:
@@ -82,15 +86,34 @@ def read_records(path: str | pathlib.Path) -> list[dict[str, Any]]:
 
 def truncate_records(path: str | pathlib.Path, step: int) -> None:
   """Keeps the records of a metrics file up to ``step`` (and its start record)."""
-  kept = [r for r in read_records(path)
-          if r.get("event") == "start" or (r.get("event") in ("train", "eval")
-                                           and r["step"] <= step)]
+  kept = [
+    r
+    for r in read_records(path)
+    if r.get("event") == "start" or (r.get("event") in ("train", "eval") and r["step"] <= step)
+  ]
   pathlib.Path(path).write_text("".join(json.dumps(r) + "\n" for r in kept))
 
 
 def end_record(records: list[dict[str, Any]]) -> dict[str, Any] | None:
   """The ``end`` record of a run, or None if it has not ended."""
   return next((r for r in reversed(records) if r.get("event") == "end"), None)
+
+
+def final_train_loss(records: list[dict[str, Any]]) -> float | None:
+  """The final training loss of a run, the one figure the console, tables and grids use.
+
+  The ``train_loss`` of the run's last evaluation, when the workload evaluates on a training
+  split and that evaluation is at (or after) the last logged step: the loss of the final
+  params. Otherwise the mean training loss over the last logged interval (the batches'
+  losses before each update). None when the run logged neither.
+  """
+  train = [r for r in records if r.get("event") == "train"]
+  evals = [r for r in records if r.get("event") == "eval" and r.get("train_loss") is not None]
+  if evals and (not train or evals[-1]["step"] >= train[-1]["step"]):
+    return float(evals[-1]["train_loss"])
+  if train and train[-1].get("loss") is not None:
+    return float(train[-1]["loss"])
+  return None
 
 
 def iter_events(records: list[dict[str, Any]], event: str) -> Iterator[dict[str, Any]]:

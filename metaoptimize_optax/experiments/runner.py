@@ -4,12 +4,20 @@ Each optimizer gets one jitted, pure train step
 ``(params, model_state, opt_state, batch, step) -> (params, model_state,
 opt_state, metrics)`` that donates the training state; MetaOptimize with
 ``hessian="hvp"`` is handed ``value_fn``, the loss of the current batch as a
-function of the params. The host only dispatches steps, and every ``log_every``
-steps fetches the interval's losses, checks them for divergence and writes one
-record to the run's ``metrics.jsonl`` (see :mod:`.results`). Evaluation runs
-every ``eval_every`` steps and at the end; Orbax checkpoints every
-``checkpoint_every`` steps let ``resume=True`` continue a run to exactly the
-metrics of an uninterrupted one.
+function of the params, and MoMo ``value``, that loss at the params. The host
+only dispatches steps, and every ``log_every`` steps fetches the interval's
+losses, checks them for divergence and writes one record to the run's
+``metrics.jsonl`` (see :mod:`.results`).
+
+The training metrics are *online*: the loss (and accuracy) of each batch at the
+params before the update on that batch, i.e. on data the learner has not yet
+trained on, the score of a learner on a stream. Each ``train`` record holds
+their mean over the interval, so the step-weighted mean of the records is the
+mean online loss of the whole run, exactly.
+
+Evaluation runs every ``eval_every`` steps and at the end; Orbax checkpoints
+every ``checkpoint_every`` steps let ``resume=True`` continue a run to exactly
+the metrics of an uninterrupted one.
 
 When several devices are visible the batch is split over a 1-D mesh of them
 (``jax.sharding``), params and optimizer state replicated; the result is the
@@ -44,11 +52,11 @@ from metaoptimize_optax.experiments import config as config_lib
 from metaoptimize_optax.experiments import registry, results, workloads
 from metaoptimize_optax.experiments.checkpoints import RunCheckpointer
 from metaoptimize_optax.experiments.config import (
-    ConfigError,
-    ExperimentConfig,
-    GridPoint,
-    OptimizerConfig,
-    WorkloadConfig,
+  ConfigError,
+  ExperimentConfig,
+  GridPoint,
+  OptimizerConfig,
+  WorkloadConfig,
 )
 from metaoptimize_optax.experiments.workloads.base import Workload
 
@@ -67,7 +75,7 @@ class RunResult:
   status: str  # "finished", "diverged" or "stopped" (stop_after reached).
   step: int  # Updates done.
   reason: str = ""  # Why it diverged.
-  final_loss: float | None = None  # Training loss of the last logged interval.
+  final_loss: float | None = None  # results.final_train_loss of the run.
   run_dir: str = ""
 
 
@@ -81,9 +89,11 @@ def build_workload(config: WorkloadConfig) -> Workload:
   An unknown name or option lists the valid ones; a missing data path names the
   expected format (the workload's own message).
   """
-  if config.name not in workloads.WORKLOADS:
-    raise ConfigError(f"unknown workload {config.name!r}; valid workloads: "
-                      f"{', '.join(sorted(workloads.WORKLOADS))}.")
+  if config.name not in workloads.WORKLOADS and ":" not in config.name:
+    raise ConfigError(
+      f"unknown workload {config.name!r}; valid workloads: "
+      f"{', '.join(sorted(workloads.WORKLOADS))}; or 'package.module:factory' for your own."
+    )
   try:
     return workloads.get_workload(config.name, **config.options)
   except (TypeError, ValueError, OSError) as e:
@@ -121,8 +131,9 @@ def data_mesh(batch_size: int, data_parallel: bool = True) -> Mesh:
   while batch_size % n:
     n -= 1
   if n < len(devices) and data_parallel:
-    logger.warning("batch size %d is not divisible by %d devices; using %d.", batch_size,
-                   len(devices), n)
+    logger.warning(
+      "batch size %d is not divisible by %d devices; using %d.", batch_size, len(devices), n
+    )
   return Mesh(np.asarray(devices[:n]), ("data",))
 
 
@@ -146,7 +157,8 @@ def make_train_step(workload: Workload, optimizer: registry.Optimizer) -> TrainS
 
   ``train_step(params, model_state, opt_state, batch, step)`` returns the new
   ``(params, model_state, opt_state)`` and the step's metrics: the workload's
-  (``loss``, ``accuracy``, ...) and ``learning_rate``, a dict block -> rate in
+  (``loss``, ``accuracy``, ...) of ``batch`` at the params *before* the update,
+  i.e. the online metrics, and ``learning_rate``, a dict block -> rate in
   effect at this step.
   """
   tx = optimizer.tx
@@ -159,6 +171,8 @@ def make_train_step(workload: Workload, optimizer: registry.Optimizer) -> TrainS
     extra = {}
     if optimizer.needs_value_fn:
       extra["value_fn"] = lambda p: loss_fn(p)[0]
+    if optimizer.needs_value:
+      extra["value"] = loss
     rates = optimizer.learning_rates(opt_state, step) if optimizer.learning_rates else {}
     updates, opt_state = tx.update(grads, opt_state, params, **extra)
     params = optax.apply_updates(params, updates)
@@ -191,8 +205,12 @@ class WorkloadFunctions:
 def compile_workload(workload: Workload, mesh: Mesh) -> WorkloadFunctions:
   """Jits the workload's init and evaluation on ``mesh`` (compiled on first use)."""
   replicated = NamedSharding(mesh, P())
-  return WorkloadFunctions(workload, mesh, jax.jit(workload.init, out_shardings=replicated),
-                           jax.jit(make_eval_step(workload)))
+  return WorkloadFunctions(
+    workload,
+    mesh,
+    jax.jit(workload.init, out_shardings=replicated),
+    jax.jit(make_eval_step(workload)),
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,18 +250,22 @@ def make_trainer(fns: WorkloadFunctions, optimizer: registry.Optimizer) -> Train
   replicated = NamedSharding(fns.mesh, P())
   data = NamedSharding(fns.mesh, P("data"))
   train_step = jax.jit(
-      make_train_step(fns.workload, optimizer), donate_argnums=(0, 1, 2),
-      in_shardings=(replicated, replicated, replicated, data, replicated),
-      out_shardings=replicated)
+    make_train_step(fns.workload, optimizer),
+    donate_argnums=(0, 1, 2),
+    in_shardings=(replicated, replicated, replicated, data, replicated),
+    out_shardings=replicated,
+  )
   eval_params = None
   if optimizer.eval_params is not None:
     eval_params = jax.jit(lambda params, opt_state: optimizer.eval_params(opt_state, params))
-  return Trainer(fns, optimizer, train_step,
-                 jax.jit(optimizer.tx.init, out_shardings=replicated), eval_params)
+  return Trainer(
+    fns, optimizer, train_step, jax.jit(optimizer.tx.init, out_shardings=replicated), eval_params
+  )
 
 
-def evaluate(trainer: Trainer, params: Any, model_state: Any, opt_state: Any, seed: int,
-             step: int) -> dict[str, float]:
+def evaluate(
+  trainer: Trainer, params: Any, model_state: Any, opt_state: Any, seed: int, step: int
+) -> dict[str, float]:
   """The workload's evaluation metrics for training step ``step`` (0-based), as
   ``{"<split>_<metric>": mean}``."""
   point = params if trainer.eval_params is None else trainer.eval_params(params, opt_state)
@@ -282,8 +304,9 @@ def _first_nonfinite(losses: np.ndarray) -> int | None:
   return int(bad[0]) if bad.size else None
 
 
-def _interval_record(step: int, pending: list[dict[str, Any]], rates: dict[str, Any],
-                     step_time: float | None) -> dict[str, Any]:
+def _interval_record(
+  step: int, pending: list[dict[str, Any]], rates: dict[str, Any], step_time: float | None
+) -> dict[str, Any]:
   record: dict[str, Any] = {"event": "train", "step": step}
   for key in pending[0]:
     record[key] = float(np.mean([m[key] for m in pending]))
@@ -292,9 +315,15 @@ def _interval_record(step: int, pending: list[dict[str, Any]], rates: dict[str, 
   return record
 
 
-def train_run(trainer: Trainer, spec: RunSpec, config: ExperimentConfig, *,
-              resume: bool = False, progress: bool = True,
-              stop_after: int | None = None) -> RunResult:
+def train_run(
+  trainer: Trainer,
+  spec: RunSpec,
+  config: ExperimentConfig,
+  *,
+  resume: bool = False,
+  progress: bool = True,
+  stop_after: int | None = None,
+) -> RunResult:
   """Trains one run, streaming its metrics to ``spec.directory/metrics.jsonl``.
 
   Args:
@@ -315,8 +344,7 @@ def train_run(trainer: Trainer, spec: RunSpec, config: ExperimentConfig, *,
   if resume:
     end = results.end_record(results.read_records(metrics_path))
     if end is not None:
-      logger.info("%s seed %d: already %s at step %d.", name, spec.seed, end["status"],
-                  end["step"])
+      logger.info("%s seed %d: already %s at step %d.", name, spec.seed, end["status"], end["step"])
       return _result(spec, end["status"], end["step"], end.get("reason", ""), metrics_path)
   elif (spec.directory / results.CHECKPOINT_DIR).exists():
     shutil.rmtree(spec.directory / results.CHECKPOINT_DIR)
@@ -329,8 +357,9 @@ def train_run(trainer: Trainer, spec: RunSpec, config: ExperimentConfig, *,
       ckpt = stack.enter_context(RunCheckpointer(spec.directory / results.CHECKPOINT_DIR))
     if resume and ckpt is not None and ckpt.latest_step() is not None:
       start = ckpt.latest_step()
-      state = ckpt.restore(start, {"params": params, "model_state": model_state,
-                                   "opt_state": opt_state})
+      state = ckpt.restore(
+        start, {"params": params, "model_state": model_state, "opt_state": opt_state}
+      )
       params, model_state, opt_state = state["params"], state["model_state"], state["opt_state"]
       results.truncate_records(metrics_path, start)
       logger.info("%s seed %d: resuming at step %d.", name, spec.seed, start)
@@ -338,14 +367,32 @@ def train_run(trainer: Trainer, spec: RunSpec, config: ExperimentConfig, *,
       metrics_path.write_text("")
     stream = stack.enter_context(metrics_path.open("a"))
     if start == 0:
-      results.write_record(stream, {
-          "event": "start", "optimizer": spec.optimizer.display_name,
-          "name": spec.optimizer.name, "params": dict(spec.point.params),
-          "grid_point": spec.point.label, "seed": spec.seed, "steps": config.steps,
-          "devices": int(trainer.mesh.devices.size), "workload": trainer.workload.name})
-    bar = stack.enter_context(tqdm.tqdm(
-        total=config.steps, initial=start, desc=f"{name} seed {spec.seed}", disable=not progress,
-        leave=False, dynamic_ncols=True))
+      results.write_record(
+        stream,
+        {
+          "event": "start",
+          "optimizer": spec.optimizer.display_name,
+          "name": spec.optimizer.name,
+          "params": dict(spec.point.params),
+          "grid_point": spec.point.label,
+          "seed": spec.seed,
+          "steps": config.steps,
+          "devices": int(trainer.mesh.devices.size),
+          "workload": trainer.workload.name,
+          "primary_metric": trainer.workload.primary_metric,
+          "stream": trainer.workload.stream,
+        },
+      )
+    bar = stack.enter_context(
+      tqdm.tqdm(
+        total=config.steps,
+        initial=start,
+        desc=f"{name} seed {spec.seed}",
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
+      )
+    )
     batch_sharding = NamedSharding(trainer.mesh, P("data"))
 
     pending: list[dict[str, Any]] = []
@@ -356,7 +403,8 @@ def train_run(trainer: Trainer, spec: RunSpec, config: ExperimentConfig, *,
     for step in range(start, config.steps):
       batch = jax.device_put(trainer.workload.train_batch(spec.seed, step), batch_sharding)
       params, model_state, opt_state, metrics = trainer.train_step(
-          params, model_state, opt_state, batch, np.int32(step))
+        params, model_state, opt_state, batch, np.int32(step)
+      )
       rates = metrics.pop("learning_rate")
       pending.append(metrics)
       done = step + 1
@@ -369,20 +417,20 @@ def train_run(trainer: Trainer, spec: RunSpec, config: ExperimentConfig, *,
       if done % config.log_every == 0 or done == config.steps:
         host = jax.device_get(pending)
         rates = jax.device_get(rates)
-        step_time = ((time.perf_counter() - clock - paused) / timed_steps if timed_steps
-                     else None)
+        step_time = (time.perf_counter() - clock - paused) / timed_steps if timed_steps else None
         bad = _first_nonfinite(np.asarray([m["loss"] for m in host]))
         if bad is not None:
           diverged_at = done - len(host) + bad + 1
           if bad:
-            results.write_record(stream, _interval_record(diverged_at - 1, host[:bad], rates,
-                                                          step_time))
+            results.write_record(
+              stream, _interval_record(diverged_at - 1, host[:bad], rates, step_time)
+            )
           reason = f"non-finite training loss ({host[bad]['loss']}) at step {diverged_at}"
           logger.warning("%s seed %d diverged: %s.", name, spec.seed, reason)
-          results.write_record(stream, {"event": "diverged", "step": diverged_at,
-                                        "reason": reason})
-          results.write_record(stream, {"event": "end", "status": "diverged",
-                                        "step": diverged_at, "reason": reason})
+          results.write_record(stream, {"event": "diverged", "step": diverged_at, "reason": reason})
+          results.write_record(
+            stream, {"event": "end", "status": "diverged", "step": diverged_at, "reason": reason}
+          )
           return _result(spec, "diverged", diverged_at, reason, metrics_path)
         record = _interval_record(done, host, rates, step_time)
         last_loss = record["loss"]
@@ -418,19 +466,28 @@ def _rate_text(rates: Mapping[str, float]) -> str:
   return f"{min(values):.2g}..{max(values):.2g}"
 
 
-def _result(spec: RunSpec, status: str, step: int, reason: str,
-            metrics_path: pathlib.Path) -> RunResult:
-  train = list(results.iter_events(results.read_records(metrics_path), "train"))
-  return RunResult(spec.optimizer.display_name, spec.point.label, spec.seed, status, step,
-                   reason, train[-1]["loss"] if train else None, str(spec.directory))
+def _result(
+  spec: RunSpec, status: str, step: int, reason: str, metrics_path: pathlib.Path
+) -> RunResult:
+  return RunResult(
+    spec.optimizer.display_name,
+    spec.point.label,
+    spec.seed,
+    status,
+    step,
+    reason,
+    results.final_train_loss(results.read_records(metrics_path)),
+    str(spec.directory),
+  )
 
 
 # ----------------------------------------------------------------------------
 # A whole experiment.
 
 
-def prepare_output_dir(config: ExperimentConfig, *, resume: bool = False,
-                       overwrite: bool = False) -> pathlib.Path:
+def prepare_output_dir(
+  config: ExperimentConfig, *, resume: bool = False, overwrite: bool = False
+) -> pathlib.Path:
   """Checks that ``config.output_dir`` may be written (nothing is written yet).
 
   Raises:
@@ -443,19 +500,27 @@ def prepare_output_dir(config: ExperimentConfig, *, resume: bool = False,
   if not out.exists() or not any(out.iterdir()) or overwrite:
     return out
   if not resume:
-    raise ConfigError(f"output_dir {str(out)!r} already holds results; pass --resume to "
-                      "continue them or --overwrite to start again.")
+    raise ConfigError(
+      f"output_dir {str(out)!r} already holds results; pass --resume to "
+      "continue them or --overwrite to start again."
+    )
   saved = out / results.CONFIG_FILE
   if saved.exists():
     before = config_lib.parse_yaml(saved.read_text()) or {}
     now = config.to_dict()
-    changed = sorted(k for k in now if k not in ("output_dir", "optimizers")
-                     and before.get(k) != now[k])
-    changed += sorted(k for k, v in now["optimizers"].items()
-                      if k in before.get("optimizers", {}) and before["optimizers"][k] != v)
+    changed = sorted(
+      k for k in now if k not in ("output_dir", "optimizers") and before.get(k) != now[k]
+    )
+    changed += sorted(
+      k
+      for k, v in now["optimizers"].items()
+      if k in before.get("optimizers", {}) and before["optimizers"][k] != v
+    )
     if changed:
-      raise ConfigError(f"--resume: the config differs from the one in {str(out)!r} in "
-                        f"{', '.join(changed)}; use another output_dir or --overwrite.")
+      raise ConfigError(
+        f"--resume: the config differs from the one in {str(out)!r} in "
+        f"{', '.join(changed)}; use another output_dir or --overwrite."
+      )
   return out
 
 
@@ -465,13 +530,20 @@ def write_config(config: ExperimentConfig, out: pathlib.Path, overwrite: bool = 
     shutil.rmtree(out)
   out.mkdir(parents=True, exist_ok=True)
   (out / results.CONFIG_FILE).write_text(
-      yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None))
+    yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None)
+  )
 
 
-def run_experiment(config: ExperimentConfig, workload: Workload, *,
-                   optimizers: Sequence[str] | None = None, resume: bool = False,
-                   overwrite: bool = False, progress: bool = True,
-                   stop_after: int | None = None) -> list[RunResult]:
+def run_experiment(
+  config: ExperimentConfig,
+  workload: Workload,
+  *,
+  optimizers: Sequence[str] | None = None,
+  resume: bool = False,
+  overwrite: bool = False,
+  progress: bool = True,
+  stop_after: int | None = None,
+) -> list[RunResult]:
   """Trains every optimizer (or those named), grid point and seed of ``config``.
 
   Every run sees the same data and initial weights for a given seed. The
@@ -491,6 +563,7 @@ def run_experiment(config: ExperimentConfig, workload: Workload, *,
       trainer = make_trainer(fns, registry.build_optimizer(opt.name, config.steps, point.params))
       for seed in config.seeds:
         spec = RunSpec(opt, point, seed, results.run_dir(out, opt, point, seed))
-        outcomes.append(train_run(trainer, spec, config, resume=resume, progress=progress,
-                                  stop_after=stop_after))
+        outcomes.append(
+          train_run(trainer, spec, config, resume=resume, progress=progress, stop_after=stop_after)
+        )
   return outcomes

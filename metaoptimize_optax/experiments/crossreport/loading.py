@@ -54,6 +54,12 @@ class WorkloadResults:
     return next((f"{s}_loss" for s in LOSS_SPLITS if f"{s}_loss" in keys), "train_loss")
 
   @property
+  def primary_metric(self) -> str:
+    """The workload's primary metric (what its runs recorded; "train_loss" for results
+    from before it was recorded)."""
+    return self.summary.get("primary_metric") or "train_loss"
+
+  @property
   def accuracy_metric(self) -> str | None:
     """The held-out accuracy (test when there is one), when the workload measures one."""
     keys = self.metric_keys
@@ -62,13 +68,16 @@ class WorkloadResults:
 
 def row_labels(names: Sequence[str], dirs: Sequence[str]) -> list[str]:
   """Workload names as row labels, ``name (directory)`` where a name repeats."""
-  labels = [n if names.count(n) == 1 else f"{n} ({pathlib.Path(d).name})"
-            for n, d in zip(names, dirs, strict=True)]
+  labels = [
+    n if names.count(n) == 1 else f"{n} ({pathlib.Path(d).name})"
+    for n, d in zip(names, dirs, strict=True)
+  ]
   return [lab if labels.count(lab) == 1 else f"{lab} #{i + 1}" for i, lab in enumerate(labels)]
 
 
-def load_workloads(results_dirs: Sequence[str | pathlib.Path],
-                   loss: str = "held-out") -> list[WorkloadResults]:
+def load_workloads(
+  results_dirs: Sequence[str | pathlib.Path], loss: str = "held-out"
+) -> list[WorkloadResults]:
   """Reads each results directory (made by ``compare`` or ``run``), in the order given.
 
   ``loss`` chooses the final loss of the tables: ``"held-out"`` or ``"train"``.
@@ -83,8 +92,10 @@ def load_workloads(results_dirs: Sequence[str | pathlib.Path],
     raise ConfigError(f"results directories given more than once: {', '.join(twice)}.")
   loaded = [reports.load_results(d) for d in dirs]
   labels = row_labels([c.workload.name for c, _ in loaded], dirs)
-  return [WorkloadResults(label, d, config, tuple(res), reports.summarize(config, res), loss)
-          for label, d, (config, res) in zip(labels, dirs, loaded, strict=True)]
+  return [
+    WorkloadResults(label, d, config, tuple(res), reports.summarize(config, res), loss)
+    for label, d, (config, res) in zip(labels, dirs, loaded, strict=True)
+  ]
 
 
 def all_methods(workloads: Iterable[WorkloadResults]) -> list[str]:
@@ -94,8 +105,11 @@ def all_methods(workloads: Iterable[WorkloadResults]) -> list[str]:
 
 def metaoptimize_methods(workloads: Iterable[WorkloadResults]) -> list[str]:
   """The display names of the MetaOptimize optimizers, in order of first appearance."""
-  return list(dict.fromkeys(r.optimizer.display_name for w in workloads for r in w.loaded
-                            if r.is_metaoptimize))
+  return list(
+    dict.fromkeys(
+      r.optimizer.display_name for w in workloads for r in w.loaded if r.is_metaoptimize
+    )
+  )
 
 
 def parse_names(values: Sequence[str] | None) -> list[str] | None:
@@ -105,8 +119,9 @@ def parse_names(values: Sequence[str] | None) -> list[str] | None:
   return [n.strip() for v in values for n in v.split(",") if n.strip()]
 
 
-def select(names: Sequence[str] | None, available: Sequence[str], option: str,
-           what: str = "methods") -> list[str]:
+def select(
+  names: Sequence[str] | None, available: Sequence[str], option: str, what: str = "methods"
+) -> list[str]:
   """The names chosen with ``option`` (all ``available`` when None), checked.
 
   Raises:
@@ -116,6 +131,8 @@ def select(names: Sequence[str] | None, available: Sequence[str], option: str,
     return list(available)
   unknown = [n for n in names if n not in available]
   if unknown:
-    raise ConfigError(f"{option} {', '.join(map(repr, unknown))}: not found; the {what} of "
-                      f"these results: {', '.join(available) or '(none)'}.")
+    raise ConfigError(
+      f"{option} {', '.join(map(repr, unknown))}: not found; the {what} of "
+      f"these results: {', '.join(available) or '(none)'}."
+    )
   return list(dict.fromkeys(names))

@@ -1,8 +1,12 @@
-"""The quality table: the final loss (and accuracy) of every method on every workload.
+"""The quality table: the primary metric, training loss, final loss (and accuracy) of every
+method on every workload.
 
-:func:`quality` gathers the cells as data (``quality.json``); :func:`markdown`
-writes them as a table with one row per workload (``quality.md``) or one row
-per method (``quality_by_method.md``).
+The first table ranks the methods of each workload by its primary metric (the
+mean online loss of a stream, the held-out metric of a finite workload; see
+:mod:`..workloads.base`); the final training loss stands beside it, then the
+final (held-out) loss and accuracy. :func:`quality` gathers the cells as data
+(``quality.json``); :func:`markdown` writes them as a table with one row per
+workload (``quality.md``) or one row per method (``quality_by_method.md``).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Any
 
 from metaoptimize_optax.experiments import reports
 from metaoptimize_optax.experiments.crossreport.loading import WorkloadResults
+from metaoptimize_optax.experiments.workloads.base import higher_is_better
 
 MISSING = "—"
 Cell = dict[str, Any]
@@ -25,8 +30,15 @@ def stat_cell(stat: Mapping[str, float] | None, of: int, finished: int, diverged
   (some), ``diverged`` or ``incomplete`` (none finished; some diverged, or none
   did), or ``unmeasured`` (finished without this metric).
   """
-  out = {"mean": None, "std": None, "n": 0, "of": of, "diverged": diverged,
-         "incomplete": of - finished - diverged, "best": False}
+  out = {
+    "mean": None,
+    "std": None,
+    "n": 0,
+    "of": of,
+    "diverged": diverged,
+    "incomplete": of - finished - diverged,
+    "best": False,
+  }
   if stat is None:
     status = "unmeasured" if finished else "diverged" if diverged else "incomplete"
     return {**out, "status": status, "text": MISSING if status == "unmeasured" else status}
@@ -34,8 +46,14 @@ def stat_cell(stat: Mapping[str, float] | None, of: int, finished: int, diverged
   status = "finished" if stat["n"] == of else "partial"
   if status == "partial":
     text += f" ({stat['n']}/{of} seeds)"
-  return {**out, "status": status, "text": text, "mean": stat["mean"], "std": stat["std"],
-          "n": stat["n"]}
+  return {
+    **out,
+    "status": status,
+    "text": text,
+    "mean": stat["mean"],
+    "std": stat["std"],
+    "n": stat["n"],
+  }
 
 
 def cell(workload: WorkloadResults, method: str, metric: str) -> Cell:
@@ -47,26 +65,42 @@ def cell(workload: WorkloadResults, method: str, metric: str) -> Cell:
   row = workload.row(method)
   if row is None:
     return {"status": "missing", "text": MISSING, "best": False}
-  out = stat_cell(row["metrics"].get(metric), len(workload.config.seeds), row["finished"],
-                  len(row["diverged"]))
+  out = stat_cell(
+    row["metrics"].get(metric), len(workload.config.seeds), row["finished"], len(row["diverged"])
+  )
   return {**out, "point": row["grid"]["best"] if "grid" in row else None}
 
 
 def mark_best(cells: Mapping[str, Cell], higher_is_better: bool) -> dict[str, Cell]:
-  """``cells`` with ``best`` set on the best mean among those that finished every seed."""
-  means = [c["mean"] for c in cells.values() if c["status"] == "finished"]
-  if not means:
+  """``cells`` with ``best`` set on the best mean among those that finished every seed, and
+  ``rank`` (1 = best) on each of those."""
+  finished = sorted(
+    (-c["mean"] if higher_is_better else c["mean"], m)
+    for m, c in cells.items()
+    if c["status"] == "finished"
+  )
+  if not finished:
     return dict(cells)
-  best = max(means) if higher_is_better else min(means)
-  return {m: {**c, "best": c["status"] == "finished" and c["mean"] == best}
-          for m, c in cells.items()}
+  ranks = {m: i + 1 for i, (_, m) in enumerate(finished)}
+  best = finished[0][0]
+  return {
+    m: {
+      **c,
+      "best": m in ranks and (-c["mean"] if higher_is_better else c["mean"]) == best,
+      **({"rank": ranks[m]} if m in ranks else {}),
+    }
+    for m, c in cells.items()
+  }
 
 
 def metric_row(workload: WorkloadResults, methods: Sequence[str], metric: str) -> dict[str, Any]:
   """One row of a table: ``metric`` of every method on ``workload``, the best marked."""
   cells = {m: cell(workload, m, metric) for m in methods}
-  return {"workload": workload.label, "metric": metric,
-          "cells": mark_best(cells, higher_is_better=metric.endswith("_accuracy"))}
+  return {
+    "workload": workload.label,
+    "metric": metric,
+    "cells": mark_best(cells, higher_is_better=higher_is_better(metric)),
+  }
 
 
 def quality(workloads: Sequence[WorkloadResults], methods: Sequence[str]) -> dict[str, Any]:
@@ -77,13 +111,21 @@ def quality(workloads: Sequence[WorkloadResults], methods: Sequence[str]) -> dic
   measure one.
   """
   return {
-      "methods": list(methods),
-      "workloads": [{"workload": w.label, "name": w.config.workload.name,
-                     "results_dir": w.results_dir, "steps": w.config.steps,
-                     "seeds": list(w.config.seeds)} for w in workloads],
-      "loss": [metric_row(w, methods, w.loss_metric) for w in workloads],
-      "accuracy": [metric_row(w, methods, w.accuracy_metric) for w in workloads
-                   if w.accuracy_metric],
+    "methods": list(methods),
+    "primary": [metric_row(w, methods, w.primary_metric) for w in workloads],
+    "train_loss": [metric_row(w, methods, "train_loss") for w in workloads],
+    "workloads": [
+      {
+        "workload": w.label,
+        "name": w.config.workload.name,
+        "results_dir": w.results_dir,
+        "steps": w.config.steps,
+        "seeds": list(w.config.seeds),
+      }
+      for w in workloads
+    ],
+    "loss": [metric_row(w, methods, w.loss_metric) for w in workloads],
+    "accuracy": [metric_row(w, methods, w.accuracy_metric) for w in workloads if w.accuracy_metric],
   }
 
 
@@ -91,18 +133,22 @@ def _md(text: str) -> str:
   return text.replace("|", "\\|")
 
 
-def _text(c: Cell) -> str:
-  return f"**{c['text']}**" if c["best"] else c["text"]
+def _text(c: Cell, ranked: bool = False) -> str:
+  text = c["text"] + (f" (#{c['rank']})" if ranked and c.get("rank") else "")
+  return f"**{text}**" if c["best"] else text
 
 
-def table(rows: Sequence[Mapping[str, Any]], methods: Sequence[str], by_method: bool) -> str:
-  """A Markdown table: one row per workload, or (``by_method``) one row per method."""
+def table(
+  rows: Sequence[Mapping[str, Any]], methods: Sequence[str], by_method: bool, ranked: bool = False
+) -> str:
+  """A Markdown table: one row per workload, or (``by_method``) one row per method;
+  ``ranked`` adds each cell's rank in its workload, ``(#k)``."""
   if by_method:
     header = ["Method", *(r["workload"] for r in rows)]
-    body = [[m, *(_text(r["cells"][m]) for r in rows)] for m in methods]
+    body = [[m, *(_text(r["cells"][m], ranked) for r in rows)] for m in methods]
   else:
     header = ["Workload", *methods]
-    body = [[r["workload"], *(_text(r["cells"][m]) for m in methods)] for r in rows]
+    body = [[r["workload"], *(_text(r["cells"][m], ranked) for m in methods)] for r in rows]
   lines = ["| " + " | ".join(map(_md, header)) + " |", "|" + "---|" * len(header)]
   lines += ["| " + " | ".join(map(_md, line)) + " |" for line in body]
   return "\n".join(lines)
@@ -126,19 +172,57 @@ def markdown(data: Mapping[str, Any], by_method: bool = False) -> str:
   methods = data["methods"]
   line = "column" if by_method else "row"
   parts = [
-      "# Final quality across workloads", "",
-      f"{len(data['workloads'])} workload(s), {len(methods)} method(s). Each cell: the final "
-      "value (the last evaluation, as in each workload's summary.md), mean ± standard "
-      "deviation over seeds; **bold**: the best of the " + line + " (lowest loss, highest "
-      "accuracy) among the methods that finished every seed. A tuned method shows its grid "
-      f"point with the lowest final training loss. {MISSING}: not run on that workload; "
-      "diverged / incomplete: no seed finished; (k/n seeds): only k of the n seeds finished.",
+    "# Final quality across workloads",
+    "",
+    f"{len(data['workloads'])} workload(s), {len(methods)} method(s). Each cell: the final "
+    "value (the last evaluation, as in each workload's summary.md), mean ± standard "
+    "deviation over seeds; **bold**: the best of the " + line + " (lowest loss, highest "
+    "accuracy) among the methods that finished every seed. A tuned method shows its grid "
+    f"point with the lowest final training loss. {MISSING}: not run on that workload; "
+    "diverged / incomplete: no seed finished; (k/n seeds): only k of the n seeds finished.",
+    "",
+    "Results: "
+    + "; ".join(
+      f"{w['workload']}: `{w['results_dir']}` ({w['steps']} steps, {len(w['seeds'])} seed(s))"
+      for w in data["workloads"]
+    )
+    + ".",
+    "",
+  ]
+  if data.get("primary"):
+    parts += [
+      "## Primary metric",
       "",
-      "Results: " + "; ".join(f"{w['workload']}: `{w['results_dir']}` ({w['steps']} steps, "
-                              f"{len(w['seeds'])} seed(s))" for w in data["workloads"]) + ".",
-      "", "## Final loss", "", metric_line(data["loss"], by_method), "",
-      table(data["loss"], methods, by_method), ""]
+      "Each workload's own score: the mean online loss over the whole run (each "
+      "training batch's loss before the update on it) for a stream, the held-out "
+      "metric for a finite workload; (#k): the rank in the workload.",
+      "",
+      metric_line(data["primary"], by_method),
+      "",
+      table(data["primary"], methods, by_method, ranked=True),
+      "",
+      "## Final training loss",
+      "",
+      metric_line(data["train_loss"], by_method),
+      "",
+      table(data["train_loss"], methods, by_method),
+      "",
+    ]
+  parts += [
+    "## Final loss",
+    "",
+    metric_line(data["loss"], by_method),
+    "",
+    table(data["loss"], methods, by_method),
+    "",
+  ]
   if data["accuracy"]:
-    parts += ["## Final accuracy", "", metric_line(data["accuracy"], by_method), "",
-              table(data["accuracy"], methods, by_method), ""]
+    parts += [
+      "## Final accuracy",
+      "",
+      metric_line(data["accuracy"], by_method),
+      "",
+      table(data["accuracy"], methods, by_method),
+      "",
+    ]
   return "\n".join(parts)
