@@ -16,13 +16,17 @@ schedules, and keyword-only parameters after it.
 Names:
 
 * ``metaoptimize``: MetaOptimize around any preset base (``base``: ``adamw``,
-  ``lion``, ``sgdm``, ``rmsprop``, ``sgd``), any meta optimizer (``meta``:
+  ``lion``, ``sgdm``, ``rmsprop``, ``sgd``) or any Optax alias as the base
+  (``base: adafactor`` is ``optax.adafactor(learning_rate=1.0, **base_options)``,
+  with ``mo.metaoptimize``'s defaults: initial rate 1e-6, no weight decay), any
+  meta optimizer (``meta``:
   ``lion``, ``adam``, an Optax alias name or ``{name: <alias>, <its arguments>}``),
   any blocks (a kind, or a mapping path prefix -> label, see
   :func:`prefix_blocks`), ``hessian="free"|"hvp"``, any ``gamma``; the preset's
   own parameters (``b1``, ``momentum``, ...) pass through.
 * ``recommended``: ``mo.recommended`` (AdamW base, Adam meta, gamma and meta
-  learning rate derived from the run length ``steps``).
+  learning rate derived from the run length ``steps``); ``horizon: false`` calls
+  ``mo.recommended()`` without ``total_steps``, the call for a stream (no end).
 * ``hypergradient``: the same with ``gamma`` fixed at 0 (the trace is the last
   update alone), i.e. hypergradient descent on the log learning rate. Its meta
   optimizer defaults to the paper's Lion, so that against ``metaoptimize`` only
@@ -32,8 +36,13 @@ Names:
   peers.
 * ``prodigy``, ``mechanic`` (``optax.contrib.mechanize`` around Adam), ``dog``,
   ``schedule_free_adamw`` (evaluated at its averaged point through
-  ``optax.contrib.schedule_free_eval_params``), ``dadapt_adamw``: the
-  learning-rate-free peers.
+  ``optax.contrib.schedule_free_eval_params``), ``dadapt_adamw``, ``cocob``
+  (``optax.contrib.cocob``), ``dowg`` (``optax.contrib.dowg``), ``momo_adam``
+  (``optax.contrib.momo_adam``, handed the batch loss as ``value=``): the
+  learning-rate-free peers, at their documented defaults.
+* ``optax.<alias>`` (``optax.adafactor``, ``optax.contrib.cocob``, ...): any Optax
+  optimizer as a peer, called with the entry's parameters as its own keyword
+  arguments (``{name: optax.adafactor, learning_rate: 1.0e-2}``).
 """
 
 from __future__ import annotations
@@ -63,6 +72,9 @@ class Optimizer(NamedTuple):
   tx: optax.GradientTransformationExtraArgs
   # Whether ``tx.update`` needs ``value_fn=`` (MetaOptimize with hessian="hvp").
   needs_value_fn: bool = False
+  # Whether ``tx.update`` needs ``value=``, the loss of the batch at ``params``
+  # (MoMo's Polyak step).
+  needs_value: bool = False
   # ``(opt_state, params) -> params`` to evaluate at, when not the params themselves.
   eval_params: Callable[[OptState, Params], Params] | None = None
   # ``(opt_state, step) -> {block: 0-d array}``: the learning rates in effect at
@@ -109,7 +121,8 @@ def metaoptimize_rates(state: OptState, step: jax.Array | None = None) -> dict[s
   del step
   log_lr = mo.find_state(state).log_learning_rate
   if isinstance(log_lr, dict) and all(
-      isinstance(v, jax.Array) and v.ndim == 0 for v in log_lr.values()):
+    isinstance(v, jax.Array) and v.ndim == 0 for v in log_lr.values()
+  ):
     items = [((str(k) or "(root)"), v) for k, v in log_lr.items()]
   else:
     leaves = jax.tree_util.tree_leaves_with_path(log_lr)
@@ -121,10 +134,16 @@ def metaoptimize_rates(state: OptState, step: jax.Array | None = None) -> dict[s
 # MetaOptimize.
 
 _PRESETS: Mapping[str, Callable[..., optax.GradientTransformationExtraArgs]] = (
-    types.MappingProxyType({
-        "adamw": mo.adamw, "lion": mo.lion, "sgdm": mo.sgdm, "rmsprop": mo.rmsprop,
-        "sgd": mo.sgd,
-    }))
+  types.MappingProxyType(
+    {
+      "adamw": mo.adamw,
+      "lion": mo.lion,
+      "sgdm": mo.sgdm,
+      "rmsprop": mo.rmsprop,
+      "sgd": mo.sgd,
+    }
+  )
+)
 # Arguments of mo.metaoptimize that a YAML config can give (a preset forwards them).
 _METAOPTIMIZE_OPTIONS = ("gamma", "blocks", "min_learning_rate", "max_learning_rate")
 
@@ -133,9 +152,10 @@ def _optax_alias(name: str) -> Callable[..., optax.GradientTransformation]:
   fn = getattr(optax, name, None) if isinstance(name, str) and not name.startswith("_") else None
   if not callable(fn) or inspect.isclass(fn):
     raise RegistryError(
-        f"meta optimizer {name!r} is not an Optax optimizer; use one of "
-        f"{mo.META_CHOICES}, the name of an Optax alias ('sgd', 'adam', 'lion', ...) or "
-        "a mapping {name: <alias>, learning_rate: ..., <its other arguments>}.")
+      f"meta optimizer {name!r} is not an Optax optimizer; use one of "
+      f"{mo.META_CHOICES}, the name of an Optax alias ('sgd', 'adam', 'lion', ...) or "
+      "a mapping {name: <alias>, learning_rate: ..., <its other arguments>}."
+    )
   return fn
 
 
@@ -147,8 +167,9 @@ def _meta(meta: Any, meta_learning_rate: float | None) -> tuple[Any, float | Non
     meta = {"name": meta}
   if not isinstance(meta, Mapping) or "name" not in meta:
     raise RegistryError(
-        f"meta={meta!r}: expected one of {mo.META_CHOICES}, an Optax alias name or a "
-        "mapping {name: <alias>, learning_rate: ..., ...}.")
+      f"meta={meta!r}: expected one of {mo.META_CHOICES}, an Optax alias name or a "
+      "mapping {name: <alias>, learning_rate: ..., ...}."
+    )
   kwargs = dict(meta)
   alias = _optax_alias(kwargs.pop("name"))
   kwargs.setdefault("learning_rate", 1e-3 if meta_learning_rate is None else meta_learning_rate)
@@ -161,8 +182,9 @@ def prefix_blocks(prefixes: Mapping[str, str]) -> Callable[[Params], Any]:
   For example ``{"stem": "stem", "blocks/0": "stage1", "head": "head"}``; a
   leaf no prefix matches is an error. The form a YAML config gives label blocks in.
   """
-  items = sorted(((str(k).strip("/"), str(v)) for k, v in prefixes.items()),
-                 key=lambda kv: -len(kv[0]))
+  items = sorted(
+    ((str(k).strip("/"), str(v)) for k, v in prefixes.items()), key=lambda kv: -len(kv[0])
+  )
 
   def label(path, _):
     name = _path_name(path)
@@ -175,26 +197,32 @@ def prefix_blocks(prefixes: Mapping[str, str]) -> Callable[[Params], Any]:
 
 
 def _metaoptimize(
-    steps: int,
-    *,
-    base: str = "adamw",
-    meta: Any = "lion",
-    meta_learning_rate: float | None = None,
-    hessian: str = "free",
-    **options: Any,
+  steps: int,
+  *,
+  base: str = "adamw",
+  meta: Any = "lion",
+  meta_learning_rate: float | None = None,
+  hessian: str = "free",
+  **options: Any,
 ) -> Optimizer:
-  """MetaOptimize around the preset ``base`` (see :mod:`metaoptimize_optax`)."""
+  """MetaOptimize around the preset ``base``, or around any Optax alias ``base`` at learning
+  rate 1 (``optax.<base>(learning_rate=1.0, **base_options)``; see :mod:`metaoptimize_optax`)."""
   del steps
-  if base not in _PRESETS:
-    raise RegistryError(f"base={base!r} is not a MetaOptimize preset; use one of "
-                        f"{sorted(_PRESETS)}.")
   meta, meta_learning_rate = _meta(meta, meta_learning_rate)
   if isinstance(options.get("blocks"), Mapping):
     options["blocks"] = prefix_blocks(options["blocks"])
-  tx = _PRESETS[base](meta=meta, meta_learning_rate=meta_learning_rate, hessian=hessian,
-                      **options)
-  return Optimizer(tx, needs_value_fn=hessian == "hvp", learning_rates=metaoptimize_rates,
-                   is_metaoptimize=True)
+  if base in _PRESETS:
+    tx = _PRESETS[base](
+      meta=meta, meta_learning_rate=meta_learning_rate, hessian=hessian, **options
+    )
+  else:
+    base_tx = _alias_base(base, options.pop("base_options", None))
+    tx = mo.metaoptimize(
+      base_tx, mo.meta_optimizer(meta, meta_learning_rate), hessian=hessian, **options
+    )
+  return Optimizer(
+    tx, needs_value_fn=hessian == "hvp", learning_rates=metaoptimize_rates, is_metaoptimize=True
+  )
 
 
 def _hypergradient(steps: int, **params: Any) -> Optimizer:
@@ -202,27 +230,58 @@ def _hypergradient(steps: int, **params: Any) -> Optimizer:
   return _metaoptimize(steps, gamma=0.0, **params)
 
 
-def _recommended(steps: int, *, initial_learning_rate: float = 1e-4, hessian: str = "free",
-                 **options: Any) -> Optimizer:
-  """The recommended MetaOptimize (``mo.recommended``), told the run length."""
+def _recommended(
+  steps: int,
+  *,
+  initial_learning_rate: float = 1e-4,
+  hessian: str = "free",
+  horizon: bool = True,
+  **options: Any,
+) -> Optimizer:
+  """The recommended MetaOptimize (``mo.recommended``), told the run length.
+
+  ``horizon=False`` calls ``mo.recommended()`` without ``total_steps``: the call
+  for a stream, which has no end (``steps`` is then only the budget of the run).
+  """
+  if not isinstance(horizon, bool):
+    raise RegistryError(f"horizon must be true or false, got {horizon!r}.")
   if isinstance(options.get("blocks"), Mapping):
     options["blocks"] = prefix_blocks(options["blocks"])
-  tx = mo.recommended(initial_learning_rate, total_steps=steps, hessian=hessian, **options)
-  return Optimizer(tx, needs_value_fn=hessian == "hvp", learning_rates=metaoptimize_rates,
-                   is_metaoptimize=True)
+  total_steps = {"total_steps": steps} if horizon else {}
+  tx = mo.recommended(initial_learning_rate, hessian=hessian, **total_steps, **options)
+  return Optimizer(
+    tx, needs_value_fn=hessian == "hvp", learning_rates=metaoptimize_rates, is_metaoptimize=True
+  )
 
 
 def _recommended_parameters(params: Mapping[str, Any]) -> tuple[str, ...]:
   del params
-  return ("initial_learning_rate", "hessian", "blocks", "weight_decay", "b1", "b2", "eps",
-          "min_learning_rate", "max_learning_rate")
+  return (
+    "initial_learning_rate",
+    "hessian",
+    "horizon",
+    "blocks",
+    "weight_decay",
+    "b1",
+    "b2",
+    "eps",
+    "min_learning_rate",
+    "max_learning_rate",
+  )
 
 
 def _metaoptimize_parameters(params: Mapping[str, Any], fixed: tuple[str, ...] = ()):
-  preset = _PRESETS.get(params.get("base", "adamw"), mo.adamw)
-  own = [p.name for p in inspect.signature(preset).parameters.values()
-         if p.kind is not inspect.Parameter.VAR_KEYWORD
-         and p.name not in ("meta", "meta_learning_rate")]
+  base = params.get("base", "adamw")
+  if isinstance(base, str) and base not in _PRESETS:  # An Optax alias as the base.
+    names = ["base", "base_options", "meta", "meta_learning_rate", "hessian"]
+    names += ["initial_learning_rate", "weight_decay", *_METAOPTIMIZE_OPTIONS]
+    return tuple(n for n in names if n not in fixed)
+  preset = _PRESETS.get(base, mo.adamw)
+  own = [
+    p.name
+    for p in inspect.signature(preset).parameters.values()
+    if p.kind is not inspect.Parameter.VAR_KEYWORD and p.name not in ("meta", "meta_learning_rate")
+  ]
   names = ["base", "meta", "meta_learning_rate", "hessian", *own, *_METAOPTIMIZE_OPTIONS]
   return tuple(n for n in dict.fromkeys(names) if n not in fixed)
 
@@ -238,8 +297,9 @@ def _warmup(steps: int, warmup_steps: int | None) -> int:
 def _warmup_cosine(steps: int, peak: float, warmup_steps: int, end: float) -> optax.Schedule:
   if warmup_steps <= 0:
     return optax.cosine_decay_schedule(peak, max(steps, 1), alpha=end / peak if peak else 0.0)
-  return optax.warmup_cosine_decay_schedule(0.0, peak, warmup_steps, max(steps, warmup_steps + 1),
-                                            end_value=end)
+  return optax.warmup_cosine_decay_schedule(
+    0.0, peak, warmup_steps, max(steps, warmup_steps + 1), end_value=end
+  )
 
 
 def _clipped(tx: optax.GradientTransformation, clip_norm: float | None):
@@ -249,96 +309,174 @@ def _clipped(tx: optax.GradientTransformation, clip_norm: float | None):
   return optax.chain(optax.clip_by_global_norm(clip_norm), tx)
 
 
-def _adamw(steps: int, *, learning_rate: float = 1e-3, b1: float = 0.9, b2: float = 0.999,
-           eps: float = 1e-8, weight_decay: float = 0.1,
-           clip_norm: float | None = None) -> Optimizer:
+def _adamw(
+  steps: int,
+  *,
+  learning_rate: float = 1e-3,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  eps: float = 1e-8,
+  weight_decay: float = 0.1,
+  clip_norm: float | None = None,
+) -> Optimizer:
   """AdamW at a fixed learning rate (optionally after global-norm gradient clipping)."""
   del steps
   tx = optax.adamw(learning_rate, b1, b2, eps, weight_decay=weight_decay)
   return Optimizer(_clipped(tx, clip_norm), learning_rates=_constant_rate(learning_rate))
 
 
-def _adamw_cosine(steps: int, *, learning_rate: float = 1e-3, warmup_steps: int | None = None,
-                  end_learning_rate: float = 0.0, b1: float = 0.9, b2: float = 0.999,
-                  eps: float = 1e-8, weight_decay: float = 0.1,
-                  clip_norm: float | None = None) -> Optimizer:
+def _adamw_cosine(
+  steps: int,
+  *,
+  learning_rate: float = 1e-3,
+  warmup_steps: int | None = None,
+  end_learning_rate: float = 0.0,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  eps: float = 1e-8,
+  weight_decay: float = 0.1,
+  clip_norm: float | None = None,
+) -> Optimizer:
   """AdamW with linear warm-up (default 5% of the run) and cosine decay to the end."""
   schedule = _warmup_cosine(steps, learning_rate, _warmup(steps, warmup_steps), end_learning_rate)
   tx = optax.adamw(schedule, b1, b2, eps, weight_decay=weight_decay)
   return Optimizer(_clipped(tx, clip_norm), learning_rates=_schedule_rate(schedule))
 
 
-def _sgdm(steps: int, *, learning_rate: float = 1e-2, momentum: float = 0.9,
-          nesterov: bool = False, weight_decay: float = 0.0) -> Optimizer:
+def _sgdm(
+  steps: int,
+  *,
+  learning_rate: float = 1e-2,
+  momentum: float = 0.9,
+  nesterov: bool = False,
+  weight_decay: float = 0.0,
+) -> Optimizer:
   """SGD at a fixed learning rate, with momentum (0: plain SGD) and L2 weight decay."""
   del steps
-  tx = optax.chain(optax.add_decayed_weights(weight_decay),
-                   optax.sgd(learning_rate, momentum=momentum or None, nesterov=nesterov))
+  tx = optax.chain(
+    optax.add_decayed_weights(weight_decay),
+    optax.sgd(learning_rate, momentum=momentum or None, nesterov=nesterov),
+  )
   return Optimizer(tx, learning_rates=_constant_rate(learning_rate))
 
 
-def _sgdm_cosine(steps: int, *, learning_rate: float = 0.1, momentum: float = 0.9,
-                 nesterov: bool = False, warmup_steps: int = 0, end_learning_rate: float = 0.0,
-                 weight_decay: float = 5e-4) -> Optimizer:
+def _sgdm_cosine(
+  steps: int,
+  *,
+  learning_rate: float = 0.1,
+  momentum: float = 0.9,
+  nesterov: bool = False,
+  warmup_steps: int = 0,
+  end_learning_rate: float = 0.0,
+  weight_decay: float = 5e-4,
+) -> Optimizer:
   """SGD with momentum, L2 weight decay (coupled, as in PyTorch) and cosine decay."""
   schedule = _warmup_cosine(steps, learning_rate, warmup_steps, end_learning_rate)
-  tx = optax.chain(optax.add_decayed_weights(weight_decay),
-                   optax.sgd(schedule, momentum=momentum, nesterov=nesterov))
+  tx = optax.chain(
+    optax.add_decayed_weights(weight_decay),
+    optax.sgd(schedule, momentum=momentum, nesterov=nesterov),
+  )
   return Optimizer(tx, learning_rates=_schedule_rate(schedule))
 
 
-def _lion(steps: int, *, learning_rate: float = 1e-4, b1: float = 0.9, b2: float = 0.99,
-          weight_decay: float = 0.1) -> Optimizer:
+def _lion(
+  steps: int,
+  *,
+  learning_rate: float = 1e-4,
+  b1: float = 0.9,
+  b2: float = 0.99,
+  weight_decay: float = 0.1,
+) -> Optimizer:
   """Lion at a fixed learning rate."""
   del steps
-  return Optimizer(optax.lion(learning_rate, b1, b2, weight_decay=weight_decay),
-                   learning_rates=_constant_rate(learning_rate))
+  return Optimizer(
+    optax.lion(learning_rate, b1, b2, weight_decay=weight_decay),
+    learning_rates=_constant_rate(learning_rate),
+  )
 
 
 def _estimate_rate(learning_rate: float):
   """Prodigy's and D-Adaptation's learning rate: ``learning_rate * d``."""
   return lambda state, step: {
-      "all": (learning_rate * optax.tree.get(state, "estim_lr")).astype(jnp.float32)}
+    "all": (learning_rate * optax.tree.get(state, "estim_lr")).astype(jnp.float32)
+  }
 
 
-def _prodigy(steps: int, *, learning_rate: float = 1.0, b1: float = 0.9, b2: float = 0.999,
-             beta3: float | None = None, eps: float = 1e-8, estim_lr0: float = 1e-6,
-             estim_lr_coef: float = 1.0, weight_decay: float = 0.0,
-             safeguard_warmup: bool = False) -> Optimizer:
+def _prodigy(
+  steps: int,
+  *,
+  learning_rate: float = 1.0,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  beta3: float | None = None,
+  eps: float = 1e-8,
+  estim_lr0: float = 1e-6,
+  estim_lr_coef: float = 1.0,
+  weight_decay: float = 0.0,
+  safeguard_warmup: bool = False,
+) -> Optimizer:
   """Prodigy (``optax.contrib.prodigy``)."""
   del steps
-  tx = optax.contrib.prodigy(learning_rate, (b1, b2), beta3, eps, estim_lr0, estim_lr_coef,
-                             weight_decay, safeguard_warmup)
+  tx = optax.contrib.prodigy(
+    learning_rate, (b1, b2), beta3, eps, estim_lr0, estim_lr_coef, weight_decay, safeguard_warmup
+  )
   return Optimizer(tx, learning_rates=_estimate_rate(learning_rate))
 
 
-def _dadapt_adamw(steps: int, *, learning_rate: float = 1.0, b1: float = 0.9, b2: float = 0.999,
-                  eps: float = 1e-8, estim_lr0: float = 1e-6,
-                  weight_decay: float = 0.0) -> Optimizer:
+def _dadapt_adamw(
+  steps: int,
+  *,
+  learning_rate: float = 1.0,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  eps: float = 1e-8,
+  estim_lr0: float = 1e-6,
+  weight_decay: float = 0.0,
+) -> Optimizer:
   """D-Adaptation AdamW (``optax.contrib.dadapt_adamw``)."""
   del steps
   tx = optax.contrib.dadapt_adamw(learning_rate, (b1, b2), eps, estim_lr0, weight_decay)
   return Optimizer(tx, learning_rates=_estimate_rate(learning_rate))
 
 
-def _mechanic(steps: int, *, learning_rate: float = 1.0, b1: float = 0.9, b2: float = 0.999,
-              eps: float = 1e-8, weight_decay: float = 1e-2, s_init: float = 1e-6,
-              num_betas: int = 6) -> Optimizer:
+def _mechanic(
+  steps: int,
+  *,
+  learning_rate: float = 1.0,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  eps: float = 1e-8,
+  weight_decay: float = 1e-2,
+  s_init: float = 1e-6,
+  num_betas: int = 6,
+) -> Optimizer:
   """Mechanic (``optax.contrib.mechanize``) around ``optax.adam(learning_rate)``."""
   del steps
-  tx = optax.contrib.mechanize(optax.adam(learning_rate, b1, b2, eps),
-                               weight_decay=weight_decay, s_init=s_init, num_betas=num_betas)
+  tx = optax.contrib.mechanize(
+    optax.adam(learning_rate, b1, b2, eps),
+    weight_decay=weight_decay,
+    s_init=s_init,
+    num_betas=num_betas,
+  )
   rates = lambda state, step: {
-      "all": (learning_rate * jnp.sum(optax.tree.get(state, "s"))).astype(jnp.float32)}
+    "all": (learning_rate * jnp.sum(optax.tree.get(state, "s"))).astype(jnp.float32)
+  }
   return Optimizer(tx, learning_rates=rates)
 
 
-def _dog(steps: int, *, learning_rate: float = 1.0, reps_rel: float = 1e-6, eps: float = 1e-8,
-         weight_decay: float = 0.0) -> Optimizer:
+def _dog(
+  steps: int,
+  *,
+  learning_rate: float = 1.0,
+  reps_rel: float = 1e-6,
+  eps: float = 1e-8,
+  weight_decay: float = 0.0,
+) -> Optimizer:
   """DoG (``optax.contrib.dog``), first step ``reps_rel * (1 + |x0|)`` (the paper's heuristic)."""
   del steps
-  tx = optax.contrib.dog(learning_rate, ("heuristic", reps_rel), eps,
-                         weight_decay=weight_decay or None)
+  tx = optax.contrib.dog(
+    learning_rate, ("heuristic", reps_rel), eps, weight_decay=weight_decay or None
+  )
 
   def rates(state, step):
     del step
@@ -354,30 +492,195 @@ def _is_dog(x: Any) -> bool:
   return isinstance(x, optax.contrib.DoGState)
 
 
-def _schedule_free_adamw(steps: int, *, learning_rate: float = 2.5e-3,
-                         warmup_steps: int | None = None, b1: float = 0.9, b2: float = 0.999,
-                         eps: float = 1e-8, weight_decay: float = 0.0,
-                         weight_lr_power: float = 2.0) -> Optimizer:
+def _cocob(
+  steps: int,
+  *,
+  learning_rate: float = 1.0,
+  alpha: float = 100.0,
+  eps: float = 1e-8,
+  weight_decay: float = 0.0,
+) -> Optimizer:
+  """COCOB-Backprop (``optax.contrib.cocob``; Orabona & Tommasi, 2017), coin betting.
+
+  No step size: ``learning_rate`` only scales the bet (1 by default); the logged
+  rate is that scale.
+  """
+  del steps
+  tx = optax.contrib.cocob(learning_rate, alpha, eps, weight_decay)
+  return Optimizer(tx, learning_rates=_constant_rate(learning_rate))
+
+
+def _dowg(
+  steps: int,
+  *,
+  learning_rate: float = 1.0,
+  init_estim_sq_dist: float | None = None,
+  eps: float = 1e-4,
+  weight_decay: float = 0.0,
+) -> Optimizer:
+  """DoWG (``optax.contrib.dowg``; Khaled, Mishchenko & Jin, 2023), distance over weighted
+  gradients.
+
+  The logged rate is that of the last step, ``r^2 / sqrt(sum_t r_t^2 |g_t|^2)``.
+  """
+  del steps
+  tx = optax.contrib.dowg(learning_rate, init_estim_sq_dist, eps, weight_decay=weight_decay or None)
+
+  def rates(state, step):
+    del step
+    s = next(x for x in jax.tree.leaves(state, is_leaf=_is_dowg) if _is_dowg(x))
+    rate = s.estim_sq_dist / (jnp.sqrt(s.weighted_sq_norm_grads) + eps)
+    return {"all": (learning_rate * rate).astype(jnp.float32)}
+
+  return Optimizer(tx, learning_rates=rates)
+
+
+def _is_dowg(x: Any) -> bool:
+  return isinstance(x, optax.contrib.DoWGState)
+
+
+def _momo_adam(
+  steps: int,
+  *,
+  learning_rate: float = 1e-2,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  eps: float = 1e-8,
+  lower_bound: float = 0.0,
+  weight_decay: float = 0.0,
+  adapt_lower_bound: bool = False,
+) -> Optimizer:
+  """MoMo-Adam (``optax.contrib.momo_adam``; Schaipp et al., 2023): Adam with a Polyak step
+  ``min(learning_rate, (f - lower_bound) / ...)``; ``update`` takes the batch loss as
+  ``value=``. The logged rate is the cap ``learning_rate``.
+  """
+  del steps
+  tx = optax.contrib.momo_adam(
+    learning_rate, b1, b2, eps, lower_bound, weight_decay, adapt_lower_bound
+  )
+  return Optimizer(tx, needs_value=True, learning_rates=_constant_rate(learning_rate))
+
+
+def _schedule_free_adamw(
+  steps: int,
+  *,
+  learning_rate: float = 2.5e-3,
+  warmup_steps: int | None = None,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  eps: float = 1e-8,
+  weight_decay: float = 0.0,
+  weight_lr_power: float = 2.0,
+) -> Optimizer:
   """Schedule-free AdamW, evaluated at its averaged point ``x``."""
   warmup = _warmup(steps, warmup_steps)
-  tx = optax.contrib.schedule_free_adamw(learning_rate, warmup or None, b1, b2, eps,
-                                         weight_decay, weight_lr_power)
-  schedule = (optax.linear_schedule(0.0, learning_rate, warmup) if warmup
-              else optax.constant_schedule(learning_rate))
-  return Optimizer(tx, eval_params=optax.contrib.schedule_free_eval_params,
-                   learning_rates=_schedule_rate(schedule))
+  tx = optax.contrib.schedule_free_adamw(
+    learning_rate, warmup or None, b1, b2, eps, weight_decay, weight_lr_power
+  )
+  schedule = (
+    optax.linear_schedule(0.0, learning_rate, warmup)
+    if warmup
+    else optax.constant_schedule(learning_rate)
+  )
+  return Optimizer(
+    tx, eval_params=optax.contrib.schedule_free_eval_params, learning_rates=_schedule_rate(schedule)
+  )
 
 
-REGISTRY: Mapping[str, OptimizerSpec] = types.MappingProxyType({
+# ----------------------------------------------------------------------------
+# Any Optax alias: a peer named "optax.<alias>", or a MetaOptimize base.
+
+OPTAX_PREFIX = "optax."
+
+
+def _optax_function(path: str, role: str) -> Callable[..., optax.GradientTransformation]:
+  """``optax.<path>`` (``"adafactor"``, ``"contrib.cocob"``), a function, or a RegistryError."""
+  fn: Any = optax
+  for part in path.split("."):
+    fn = getattr(fn, part, None) if part and not part.startswith("_") else None
+  if not callable(fn) or inspect.isclass(fn):
+    raise RegistryError(
+      f"{role} {OPTAX_PREFIX}{path} is not an Optax optimizer; name a function of optax that "
+      "returns a GradientTransformation, e.g. optax.adafactor or optax.contrib.cocob."
+    )
+  return fn
+
+
+def _keyword_names(fn: Callable[..., Any]) -> tuple[str, ...]:
+  kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+  return tuple(p.name for p in inspect.signature(fn).parameters.values() if p.kind in kinds)
+
+
+def _checked_transformation(tx: Any, what: str) -> optax.GradientTransformation:
+  if not isinstance(tx, optax.GradientTransformation):
+    raise RegistryError(f"{what} returned a {type(tx).__name__}, not an Optax transformation.")
+  return tx
+
+
+def _alias_base(base: Any, base_options: Mapping[str, Any] | None) -> optax.GradientTransformation:
+  """``optax.<base>(learning_rate=1.0, **base_options)``: an Optax alias as MetaOptimize's base."""
+  if not isinstance(base, str):
+    raise RegistryError(f"base must be a name, got {base!r}.")
+  path = base.removeprefix(OPTAX_PREFIX)
+  fn = _optax_function(path, f"base={base!r} is not a MetaOptimize preset ({sorted(_PRESETS)}) and")
+  if base_options is not None and not isinstance(base_options, Mapping):
+    raise RegistryError(f"base_options must be a mapping of optax.{path}'s arguments.")
+  options = dict(base_options or {})
+  accepted = _keyword_names(fn)
+  if "learning_rate" not in accepted or "learning_rate" in options:
+    raise RegistryError(
+      f"base optax.{path} is used at learning rate 1 (MetaOptimize learns the rate): it must "
+      "take learning_rate, and base_options must not give it."
+    )
+  unknown = sorted(set(options) - set(accepted))
+  if unknown:
+    raise RegistryError(
+      f"base_options: optax.{path} takes no {', '.join(unknown)}; its arguments: "
+      f"{', '.join(accepted)}."
+    )
+  return _checked_transformation(fn(learning_rate=1.0, **options), f"optax.{path}")
+
+
+def _optax_spec(name: str) -> OptimizerSpec:
+  """The registry entry of ``"optax.<alias>"``: the alias called with the config's parameters."""
+  path = name.removeprefix(OPTAX_PREFIX)
+  fn = _optax_function(path, "optimizer")
+
+  def build(steps: int, **params: Any) -> Optimizer:
+    del steps
+    tx = _checked_transformation(fn(**params), name)
+    default = inspect.signature(fn).parameters.get("learning_rate")
+    rate = params.get("learning_rate", default.default if default is not None else None)
+    numeric = isinstance(rate, int | float) and not isinstance(rate, bool)
+    return Optimizer(tx, learning_rates=_constant_rate(float(rate)) if numeric else None)
+
+  return OptimizerSpec(
+    build, f"{name} (any Optax alias, its own arguments)", lambda params: _keyword_names(fn)
+  )
+
+
+def is_optimizer_name(name: Any) -> bool:
+  """Whether ``name`` is a registry name or ``"optax.<alias>"`` (resolved when built)."""
+  return isinstance(name, str) and (name in REGISTRY or name.startswith(OPTAX_PREFIX))
+
+
+REGISTRY: Mapping[str, OptimizerSpec] = types.MappingProxyType(
+  {
     "metaoptimize": OptimizerSpec(
-        _metaoptimize, "MetaOptimize around a preset base (adamw, lion, sgdm, rmsprop, sgd)",
-        _metaoptimize_parameters),
+      _metaoptimize,
+      "MetaOptimize around a preset base (adamw, lion, sgdm, rmsprop, sgd)",
+      _metaoptimize_parameters,
+    ),
     "hypergradient": OptimizerSpec(
-        _hypergradient, "hypergradient descent: MetaOptimize with gamma 0",
-        lambda params: _metaoptimize_parameters(params, fixed=("gamma",))),
+      _hypergradient,
+      "hypergradient descent: MetaOptimize with gamma 0",
+      lambda params: _metaoptimize_parameters(params, fixed=("gamma",)),
+    ),
     "recommended": OptimizerSpec(
-        _recommended, "MetaOptimize as recommended: AdamW base, Adam meta, horizon-aware gamma",
-        _recommended_parameters),
+      _recommended,
+      "MetaOptimize as recommended: AdamW base, Adam meta, horizon-aware gamma",
+      _recommended_parameters,
+    ),
     "adamw": OptimizerSpec(_adamw, "AdamW at a fixed learning rate"),
     "adamw_cosine": OptimizerSpec(_adamw_cosine, "AdamW, linear warm-up and cosine decay"),
     "sgdm": OptimizerSpec(_sgdm, "SGD (with momentum) at a fixed learning rate"),
@@ -387,9 +690,16 @@ REGISTRY: Mapping[str, OptimizerSpec] = types.MappingProxyType({
     "mechanic": OptimizerSpec(_mechanic, "Mechanic around Adam (optax.contrib.mechanize)"),
     "dog": OptimizerSpec(_dog, "DoG (optax.contrib)"),
     "schedule_free_adamw": OptimizerSpec(
-        _schedule_free_adamw, "schedule-free AdamW, evaluated at its averaged point"),
+      _schedule_free_adamw, "schedule-free AdamW, evaluated at its averaged point"
+    ),
     "dadapt_adamw": OptimizerSpec(_dadapt_adamw, "D-Adaptation AdamW (optax.contrib)"),
-})
+    "cocob": OptimizerSpec(_cocob, "COCOB-Backprop coin betting (optax.contrib)"),
+    "dowg": OptimizerSpec(_dowg, "DoWG (optax.contrib)"),
+    "momo_adam": OptimizerSpec(
+      _momo_adam, "MoMo-Adam, Polyak step on the batch loss (optax.contrib)"
+    ),
+  }
+)
 
 
 def optimizer_names() -> tuple[str, ...]:
@@ -407,8 +717,13 @@ def parameters(name: str, params: Mapping[str, Any] | None = None) -> tuple[str,
 
 
 def _spec(name: str) -> OptimizerSpec:
+  if isinstance(name, str) and name.startswith(OPTAX_PREFIX) and name not in REGISTRY:
+    return _optax_spec(name)
   if name not in REGISTRY:
-    raise RegistryError(f"unknown optimizer {name!r}; valid names: {', '.join(optimizer_names())}.")
+    raise RegistryError(
+      f"unknown optimizer {name!r}; valid names: {', '.join(optimizer_names())}, or "
+      "optax.<alias> (any Optax optimizer, e.g. optax.adafactor)."
+    )
   return REGISTRY[name]
 
 
@@ -424,12 +739,13 @@ def build_optimizer(name: str, steps: int, params: Mapping[str, Any] | None = No
   valid = parameters(name, params)
   unknown = sorted(set(params) - set(valid))
   if unknown:
-    raise RegistryError(f"optimizer {name!r}: unknown parameter(s) {', '.join(unknown)}; "
-                        f"valid parameters: {', '.join(valid)}.")
+    raise RegistryError(
+      f"optimizer {name!r}: unknown parameter(s) {', '.join(unknown)}; "
+      f"valid parameters: {', '.join(valid)}."
+    )
   try:
     return spec.build(steps, **params)
   except RegistryError:
     raise
   except (TypeError, ValueError) as e:
     raise RegistryError(f"optimizer {name!r}: {e}") from e
-

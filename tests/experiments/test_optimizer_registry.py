@@ -19,6 +19,8 @@ def _loss(p):
 def _step(opt, params, state, step):
   grads = jax.grad(_loss)(params)
   extra = {"value_fn": _loss} if opt.needs_value_fn else {}
+  if opt.needs_value:
+    extra["value"] = _loss(params)
   rates = opt.learning_rates(state, step)
   updates, state = opt.tx.update(grads, state, params, **extra)
   return optax.apply_updates(params, updates), state, rates
