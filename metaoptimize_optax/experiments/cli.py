@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 from metaoptimize_optax.experiments.benchmarks import add_bench_subcommand
 from metaoptimize_optax.experiments.benchmarks import command as bench_command
-from metaoptimize_optax.experiments.config import ConfigError, load_config
+from metaoptimize_optax.experiments.config import ConfigError, ExperimentConfig, load_config
 from metaoptimize_optax.experiments.crossreport import command as report_command
 
 logger = logging.getLogger("metaoptimize_optax")
@@ -80,6 +80,25 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+FINAL_LOSS_DEFINITION = (
+  "final training loss: the loss on the workload's training split at the final params when it "
+  "evaluates one, else the mean over the last logged interval; the table's train loss"
+)
+
+
+def headline(config: ExperimentConfig, overrides: Sequence[str] = ()) -> str:
+  """One line saying what runs: the effective config, after ``--set`` overrides."""
+  options = ", ".join(f"{k}={v!r}" for k, v in config.workload.options.items())
+  workload = config.workload.name + (f" ({options})" if options else "")
+  n = sum(len(o.points()) for o in config.optimizers)
+  line = (
+    f"{workload}: {config.steps} steps, seeds {list(config.seeds)}, "
+    f"{len(config.optimizers)} optimizers ({n} settings), results in {config.output_dir}/"
+  )
+  sets = " ".join(f"--set {item}" for item in overrides)
+  return f"{line}; {sets}" if sets else line
+
+
 def _train(args: argparse.Namespace, *, compare: bool) -> int:
   from metaoptimize_optax.experiments import reports, runner
 
@@ -100,6 +119,7 @@ def _train(args: argparse.Namespace, *, compare: bool) -> int:
   runner.check_optimizers(config, workload)
   runner.prepare_output_dir(config, resume=args.resume, overwrite=args.overwrite)
 
+  print(headline(config, args.overrides))
   start = time.perf_counter()
   outcomes = runner.run_experiment(config, workload, optimizers=names, resume=args.resume,
                                    overwrite=args.overwrite, progress=not args.no_progress)
@@ -108,6 +128,8 @@ def _train(args: argparse.Namespace, *, compare: bool) -> int:
     tail = (f"final training loss {o.final_loss:.4g}" if o.status == "finished"
             and o.final_loss is not None else o.reason or o.status)
     print(f"{o.optimizer}{point} seed {o.seed}: {o.status} at step {o.step}; {tail}")
+  if any(o.final_loss is not None for o in outcomes):
+    print(f"({FINAL_LOSS_DEFINITION})")
   if compare:
     print()
     print(reports.write_report(config.output_dir))

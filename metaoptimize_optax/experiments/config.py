@@ -178,8 +178,21 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
   return raw
 
 
+def effective_description(path: str | pathlib.Path, overrides: Sequence[str]) -> str:
+  """The description of a config file run with ``--set`` overrides."""
+  sets = " ".join(f"--set {item}" for item in overrides)
+  return (
+    f"{path} with {sets} (the file's description is left out: it describes the file's "
+    "values)."
+  )
+
+
 def load_config(path: str | pathlib.Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
   """Reads and validates the YAML config at ``path``, with ``--set`` overrides.
+
+  The config describes what runs: when an override changes anything but ``output_dir`` and
+  none sets ``description``, the file's description (written for the file's values) is
+  replaced by one naming the file and the overrides.
 
   Raises:
     ConfigError: for a missing or unreadable file, bad YAML or an invalid config.
@@ -202,6 +215,9 @@ def load_config(path: str | pathlib.Path, overrides: Sequence[str] = ()) -> Expe
     raise ConfigError(f"{path}: expected a mapping of config keys at the top level, "
                       f"got {type(raw).__name__}.")
   raw = apply_overrides(raw, overrides)
+  keys = [item.partition("=")[0] for item in overrides]
+  if any(k != "output_dir" for k in keys) and "description" not in keys:
+    raw["description"] = effective_description(path, overrides)
   try:
     return from_dict(raw, default_output_dir=str(pathlib.Path("results") / path.stem))
   except ConfigError as e:
@@ -245,9 +261,10 @@ def _optimizer(display_name: Any, raw: Any, steps: int) -> OptimizerConfig:
   params = dict(raw)
   name = params.pop("name")
   grid = params.pop("grid", None) or {}
-  if name not in registry.REGISTRY:
+  if not registry.is_optimizer_name(name):
     raise ConfigError(f"{where}: unknown optimizer {name!r}; valid names: "
-                      f"{', '.join(registry.optimizer_names())}.")
+                      f"{', '.join(registry.optimizer_names())}, or optax.<alias> (any Optax "
+                      "optimizer, e.g. optax.adafactor).")
   if not isinstance(grid, dict) or not all(
       isinstance(v, list) and v for v in grid.values()):
     raise ConfigError(f"{where}.grid must map parameter names to non-empty lists of values, "

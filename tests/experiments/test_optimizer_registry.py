@@ -103,7 +103,7 @@ def test_schedule_free_evaluates_at_the_average():
     ("nadam", {}, "valid names: adamw, adamw_cosine"),
     ("adamw", {"lr": 1e-3}, "unknown parameter(s) lr; valid parameters: learning_rate, b1"),
     ("metaoptimize", {"momentum": 0.9}, "valid parameters: base, meta"),
-    ("metaoptimize", {"base": "adagrad"}, "not a MetaOptimize preset"),
+    ("metaoptimize", {"base": "no_such_base"}, "not a MetaOptimize preset"),
     ("metaoptimize", {"meta": "no_such_optimizer"}, "is not an Optax optimizer"),
     ("metaoptimize", {"gamma": 1.5}, "gamma"),
     ("metaoptimize", {"hessian": "exact"}, "hessian"),
