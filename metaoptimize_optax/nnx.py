@@ -86,7 +86,8 @@ def loss_and_grads(
       other non-param variable.
     model: the NNX module being trained.
     *args: the rest of ``loss_fn``'s positional arguments (the batch; NNX objects such as an
-      ``nnx.Rngs`` are handled like the model's own state).
+      ``nnx.Rngs`` are handled like the model's own state, and must not share variables with
+      the model; their params, if any, are held fixed).
     wrt: the filter of the trained variables, as given to ``nnx.Optimizer(..., wrt=...)``.
     has_aux: whether ``loss_fn`` returns ``(loss, aux)``.
     **kwargs: keyword arguments of ``loss_fn`` (NNX objects handled as in ``args``).

@@ -1,5 +1,8 @@
 """metaoptimize_optax.nnx: NNX models with BatchNorm and Dropout, both traces, under nnx.jit."""
 
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -131,3 +134,9 @@ def test_outer_rngs_and_aux():
     assert float(loss) == float(aux_loss)
   assert int(rngs.dropout.count[...]) == 2
   assert int(model.dropout.rngs.count[...]) == 0  # the model's own stream was not used
+
+
+def test_the_core_package_does_not_import_flax():
+  code = "import sys, metaoptimize_optax; assert 'flax' not in sys.modules, 'flax imported'"
+  done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+  assert done.returncode == 0, done.stderr
