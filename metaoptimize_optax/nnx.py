@@ -56,6 +56,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import jax
+import optax
 from flax import nnx
 from flax.nnx import graphlib
 
@@ -171,7 +172,8 @@ def step(
   """One training step: :func:`loss_and_grads`, then ``optimizer.update(..., value_fn=...)``.
 
   Works for either trace (``value_fn`` is ignored by ``hessian="free"``) and for any Optax
-  optimizer that accepts extra arguments in ``update``. Call it inside ``nnx.jit``.
+  optimizer (``value_fn`` is passed to those that take extra arguments in ``update``). Call it
+  inside ``nnx.jit``.
 
   Returns:
     The loss (``(loss, aux)`` with ``has_aux``) at the params before the update.
@@ -191,5 +193,8 @@ def step(
   loss, grads, value_fn = loss_and_grads(
     loss_fn, model, *args, wrt=optimizer.wrt, has_aux=has_aux, **kwargs
   )
-  optimizer.update(model, grads, value_fn=value_fn)
+  if isinstance(optimizer.tx, optax.GradientTransformationExtraArgs):
+    optimizer.update(model, grads, value_fn=value_fn)
+  else:  # A plain transformation takes no extra arguments.
+    optimizer.update(model, grads)
   return loss

@@ -140,3 +140,13 @@ def test_the_core_package_does_not_import_flax():
   code = "import sys, metaoptimize_optax; assert 'flax' not in sys.modules, 'flax imported'"
   done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
   assert done.returncode == 0, done.stderr
+
+
+def test_step_with_a_transformation_that_takes_no_extra_arguments():
+  model = nnx.Linear(2, 1, rngs=nnx.Rngs(0))
+  sgd = optax.sgd(0.1)
+  plain = optax.GradientTransformation(sgd.init, lambda u, s, p=None: sgd.update(u, s, p))
+  optimizer = nnx.Optimizer(model, plain, wrt=nnx.Param)
+  loss_fn = lambda model, x: jnp.mean(model(x) ** 2)
+  first = mo_nnx.step(optimizer, model, loss_fn, jnp.ones((4, 2)))
+  assert float(loss_fn(model, jnp.ones((4, 2)))) < float(first)
