@@ -34,9 +34,9 @@ def check_blocks(blocks: Any) -> None:
   """Rejects an unknown ``blocks`` string at construction."""
   if isinstance(blocks, str) and blocks not in BLOCK_KINDS:
     raise ValueError(
-        f"blocks={blocks!r} is not a known block kind; use one of {BLOCK_KINDS}, "
-        "a pytree of hashable labels shaped like the params, or a callable "
-        "params -> labels."
+      f"blocks={blocks!r} is not a known block kind; use one of {BLOCK_KINDS}, "
+      "a pytree of hashable labels shaped like the params, or a callable "
+      "params -> labels."
     )
 
 
@@ -54,27 +54,25 @@ def per_layer_labels(tree: Any) -> Any:
   leaves directly under the root are labelled ``""``.
   """
   return jax.tree_util.tree_map_with_path(
-      lambda path, _: "/".join(_key_name(k) for k in path[:-1]), tree
+    lambda path, _: "/".join(_key_name(k) for k in path[:-1]), tree
   )
 
 
 def broadcast_prefix(prefix: Any, tree: Any, argname: str) -> list[Any]:
   """Leaf values of ``prefix`` (a tree prefix of ``tree``), one per leaf of ``tree``."""
   try:
-    full = jax.tree.map(
-        lambda value, sub: jax.tree.map(lambda _: value, sub), prefix, tree
-    )
+    full = jax.tree.map(lambda value, sub: jax.tree.map(lambda _: value, sub), prefix, tree)
   except (ValueError, TypeError) as err:
     raise ValueError(
-        f"{argname}: its tree structure {jax.tree.structure(prefix)} does not match "
-        f"the params' structure {jax.tree.structure(tree)}; pass a tree shaped like "
-        "the params (or a prefix of it), or a callable params -> tree."
+      f"{argname}: its tree structure {jax.tree.structure(prefix)} does not match "
+      f"the params' structure {jax.tree.structure(tree)}; pass a tree shaped like "
+      "the params (or a prefix of it), or a callable params -> tree."
     ) from err
   leaves = jax.tree.leaves(full, is_leaf=lambda x: x is None)
   if len(leaves) != len(jax.tree.leaves(tree)):
     raise ValueError(
-        f"{argname}: expected one value per params leaf ({len(jax.tree.leaves(tree))}), "
-        f"got {len(leaves)}; None is not a valid value."
+      f"{argname}: expected one value per params leaf ({len(jax.tree.leaves(tree))}), "
+      f"got {len(leaves)}; None is not a valid value."
     )
   return leaves
 
@@ -142,9 +140,3 @@ def reduce(lay: Layout, products: Sequence[jax.Array], dtype: Any) -> Any:
   for label, s in zip(lay.leaf_labels, sums, strict=True):
     out[label] = out[label] + s if label in out else s
   return out
-
-
-def num_blocks(log_lr: Any) -> int:
-  """The number of blocks (log learning rates) of a non-per-weight layout."""
-  return len(jax.tree.leaves(log_lr))
-

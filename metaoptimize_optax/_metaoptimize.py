@@ -14,14 +14,14 @@ meta-gradient from it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, NamedTuple, TypeAlias
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from metaoptimize_optax import _blocks, _traces, _validation
+from metaoptimize_optax import _blocks, _meta_parameters, _traces, _validation
 
 Hessian: TypeAlias = Literal["free", "hvp"]
 # A block kind, a pytree of hashable labels shaped like the params (or a prefix
@@ -31,6 +31,18 @@ Blocks: TypeAlias = (
 )
 
 HESSIAN_KINDS: tuple[str, ...] = tuple(_traces.RULES)
+
+
+class MetaParametersState(NamedTuple):
+  """The meta-parameters learned beside the learning rates (``meta_parameters=``)."""
+
+  phi: dict[str, jax.Array]  # name -> unconstrained phi (log or logit of the value).
+  value: dict[str, jax.Array]  # name -> the value now, exp(phi) or sigmoid(phi).
+  meta_state: optax.OptState  # State of the meta optimizer, over phi.
+  # X^w = d w / d phi: one params-shaped column per name (sorted), on a leading axis.
+  trace: optax.Updates
+  # X^s = d s / d phi for each inexact leaf of the base state (same leading axis).
+  base_state_trace: tuple
 
 
 class MetaOptimizeState(NamedTuple):
@@ -46,6 +58,8 @@ class MetaOptimizeState(NamedTuple):
   # block axis, in the order of jax.tree.leaves); () for "free".
   base_state_trace: tuple
   count: jax.Array  # Number of updates so far (int32), the argument of a gamma schedule.
+  # The learned meta-parameters beyond the learning rate; None when there are none.
+  meta_parameters: MetaParametersState | None = None
 
 
 def _log_lr_dtype(params: optax.Params) -> Any:
@@ -55,6 +69,10 @@ def _log_lr_dtype(params: optax.Params) -> Any:
     if jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
       dtype = jnp.promote_types(dtype, jnp.result_type(leaf))
   return dtype
+
+
+def _cast(tree: Any, dtype: Any) -> Any:
+  return tree if dtype is None else jax.tree.map(lambda x: x.astype(dtype), tree)
 
 
 def _is_zero(x: Any) -> bool:
@@ -72,44 +90,52 @@ def _check_blocks_for(hessian: Hessian, blocks: Blocks) -> None:
     )
 
 
-def _decay_leaves(
-  weight_decay: Any, weight_decay_mask: Any, params: optax.Params | None, num_leaves: int
-) -> list[Any]:
-  """``kappa * M_i`` for each params leaf: 0.0, ``kappa``, or ``kappa * mask`` arrays."""
+def _decay_mask(weight_decay_mask: Any, params: optax.Params | None, num_leaves: int) -> list[Any]:
+  """``M_i`` for each params leaf: True, False or a boolean array (validated)."""
   if params is None:
-    return [0.0] * num_leaves
+    return [False] * num_leaves
   if weight_decay_mask is None:
-    mask = [True] * num_leaves
-  else:
-    tree = weight_decay_mask(params) if callable(weight_decay_mask) else weight_decay_mask
-    mask = _blocks.broadcast_prefix(tree, params, "weight_decay_mask")
-  return [
-    weight_decay * m if isinstance(m, jax.Array) else (weight_decay if m else 0.0) for m in mask
-  ]
+    return [True] * num_leaves
+  tree = weight_decay_mask(params) if callable(weight_decay_mask) else weight_decay_mask
+  return _blocks.broadcast_prefix(tree, params, "weight_decay_mask")
+
+
+def _decay_leaves(kappa: Any, mask: list[Any]) -> list[Any]:
+  """``kappa * M_i`` for each params leaf: 0.0, ``kappa``, or ``kappa * mask`` arrays."""
+  return [kappa * m if isinstance(m, jax.Array) else (kappa if m else 0.0) for m in mask]
 
 
 def scaled_base_step(
-  base: optax.GradientTransformationExtraArgs,
-  lay: _blocks.Layout,
-  decay: list[Any],
-  dtypes: list[Any],
-  extra_args: dict[str, Any],
   grads: optax.Updates,
   base_state: optax.OptState,
   params: optax.Params | None,
   log_lr: Any,
+  phi: dict[str, jax.Array],
+  *,
+  base: optax.GradientTransformationExtraArgs,
+  lay: _blocks.Layout,
+  mask: list[Any],
+  dtypes: list[Any],
+  spaces: dict[str, _meta_parameters.Space],
+  weight_decay: Any,
+  extra_args: dict[str, Any],
 ) -> tuple[list[jax.Array], optax.OptState]:
   """One base step at learning rates ``exp(log_lr)``: ``dw = alpha * (u - kappa M w)``.
 
-  Returns the update leaves, in ``dtypes``, and the new base state.
+  The learned meta-parameters ``phi`` are written into the base state (or are
+  ``kappa``) first. Returns the update leaves, in ``dtypes``, and the new base
+  state.
   """
+  theta = _meta_parameters.values(phi, spaces)
+  kappa = theta.pop(_meta_parameters.WEIGHT_DECAY, weight_decay)
+  base_state = _meta_parameters.inject(base_state, theta)
   u, base_state = base.update(grads, base_state, params, **extra_args)
   alpha = _blocks.leafwise(lay, jax.tree.map(jnp.exp, log_lr))
   u = lay.treedef.flatten_up_to(u)
   w = [None] * len(u) if params is None else lay.treedef.flatten_up_to(params)
   dw = [
     (a * (ui if _is_zero(d) else ui - d * wi)).astype(dt)
-    for a, ui, wi, d, dt in zip(alpha, u, w, decay, dtypes, strict=True)
+    for a, ui, wi, d, dt in zip(alpha, u, w, _decay_leaves(kappa, mask), dtypes, strict=True)
   ]
   return dw, base_state
 
@@ -126,6 +152,8 @@ def metaoptimize(
   hessian: Hessian = "free",
   min_learning_rate: float | None = None,
   max_learning_rate: float | None = None,
+  meta_parameters: Mapping[str, _meta_parameters.Space] | None = None,
+  trace_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Tunes the learning rates of ``base`` online by meta-gradient descent.
 
@@ -149,6 +177,18 @@ def metaoptimize(
   ``z_b = <X^w_b, g>`` summed over all weights. Tangents that come out
   non-finite (``sqrt`` of a zero second moment in Adam-like bases, where the
   true contribution is zero) are set to zero.
+
+  Other meta-parameters (``meta_parameters=``, section 2b of the paper's
+  framework) are learned by the same meta-gradient: each hyperparameter
+  ``theta`` of the step (``b1``, ``b2``, ``eps``, ``momentum``, ``decay``,
+  ``weight_decay``) is kept as ``phi = log(theta)`` or ``logit(theta)``, and::
+
+    z_phi        = <X^w, g>                                # X from before the step
+    (X^w, X^s)   = jvp(step, (w, s, phi), (gamma X^w, gamma X^s, e_phi))
+    phi          = phi + meta.update(z_phi, meta_state_phi, phi)
+
+  with the gradient inside the step held fixed (``"free"``) or its tangent the
+  Hessian-vector product (``"hvp"``). The learning rates keep their own trace.
 
   Args:
     base: any Optax transformation used at learning rate 1, whose updates are
@@ -175,11 +215,23 @@ def metaoptimize(
       whose gradient is ``updates``).
     min_learning_rate: optional lower clamp of every learning rate.
     max_learning_rate: optional upper clamp of every learning rate.
+    meta_parameters: hyperparameters learned beside the learning rate, a mapping
+      name -> space: ``"log"`` (the value stays > 0) or ``"logit"`` (it stays in
+      (0, 1)). A name is ``"weight_decay"`` (the decay above, which then starts
+      at ``weight_decay``) or a numeric hyperparameter of a base built with
+      ``optax.inject_hyperparams`` (it starts at the base's value). ``meta`` is
+      applied to the dict ``{name: phi}`` with a state of its own;
+      :func:`meta_parameters` reads the values. Each costs one params-sized
+      weight tangent and one tangent per inexact leaf of the base state.
+    trace_dtype: dtype of the weight traces ``h`` and ``X^w`` (Optax's
+      ``mu_dtype`` convention), e.g. ``jnp.float32`` for bfloat16 params; None
+      keeps the params' dtype.
 
   Returns:
-    An ``optax.GradientTransformationExtraArgs``. Log learning rates and meta
-    state are float32, or the params' dtype when that is wider; updates and the
-    trace have the params' dtype.
+    An ``optax.GradientTransformationExtraArgs``. Log learning rates, learned
+    ``phi`` and meta states are float32, or the params' dtype when that is
+    wider; updates have the params' dtype, the traces ``trace_dtype`` or the
+    params' dtype.
 
   Example:
     >>> import jax, jax.numpy as jnp, optax
@@ -208,11 +260,37 @@ def metaoptimize(
   _validation.check_learning_rate_range(initial_learning_rate, min_learning_rate, max_learning_rate)
   _validation.check_choice("hessian", hessian, HESSIAN_KINDS)
   _check_blocks_for(hessian, blocks)
+  _validation.check_float_dtype("trace_dtype", trace_dtype)
+  spaces = _meta_parameters.check_spaces(meta_parameters, weight_decay)
 
   base = optax.with_extra_args_support(base)
   meta = optax.with_extra_args_support(meta)
   rule = _traces.RULES[hessian]
-  decays = weight_decay is not None and _validation.concrete(weight_decay) != 0.0
+  meta_rule = _traces.META_PARAMETER_RULES[hessian]
+  decays = (
+    weight_decay is not None and _validation.concrete(weight_decay) != 0.0
+  ) or _meta_parameters.WEIGHT_DECAY in spaces
+
+  def init_meta_parameters(params, base_state, dtype) -> MetaParametersState | None:
+    if not spaces:
+      return None
+    start = {
+      _meta_parameters.WEIGHT_DECAY: weight_decay,
+      **_meta_parameters.start_values(spaces, base_state),
+    }
+    phi = {
+      name: _meta_parameters.to_phi(jnp.asarray(start[name], dtype), space)
+      for name, space in spaces.items()
+    }
+    trace, base_state_trace = meta_rule.init(params, base_state, phi)
+    trace = _cast(trace, trace_dtype)
+    return MetaParametersState(
+      phi=phi,
+      value=_meta_parameters.values(phi, spaces),
+      meta_state=meta.init(phi),
+      trace=trace,
+      base_state_trace=base_state_trace,
+    )
 
   def init_fn(params: optax.Params) -> MetaOptimizeState:
     lay = _blocks.layout(blocks, params)
@@ -222,8 +300,8 @@ def metaoptimize(
     )
     base_state = base.init(params)
     trace, base_state_trace = rule.init(params, base_state, log_lr)
-    if weight_decay_mask is not None:  # Validates the mask's structure at init.
-      _decay_leaves(weight_decay, weight_decay_mask, params, lay.treedef.num_leaves)
+    trace = _cast(trace, trace_dtype)
+    _decay_mask(weight_decay_mask, params, lay.treedef.num_leaves)  # Validates its structure.
     return MetaOptimizeState(
       base_state=base_state,
       log_learning_rate=log_lr,
@@ -231,6 +309,7 @@ def metaoptimize(
       trace=trace,
       base_state_trace=base_state_trace,
       count=jnp.zeros([], jnp.int32),
+      meta_parameters=init_meta_parameters(params, base_state, dtype),
     )
 
   def update_fn(
@@ -241,18 +320,27 @@ def metaoptimize(
   ) -> tuple[optax.Updates, MetaOptimizeState]:
     grads = updates
     value_fn = extra_args.get("value_fn")
-    _check_update_args(hessian, decays, params, value_fn)
+    _check_update_args(hessian, decays, bool(spaces), params, value_fn)
     lay = _blocks.layout(blocks, grads)
     g = lay.treedef.flatten_up_to(grads)
     log_lr = state.log_learning_rate
-    dtypes = [
-      jnp.result_type(x) for x in lay.treedef.flatten_up_to(grads if params is None else params)
-    ]
-    decay = _decay_leaves(weight_decay, weight_decay_mask, params if decays else None, len(g))
-
-    meta_grad = rule.meta_gradient(lay, state.trace, g, log_lr)
-    step_fn = functools.partial(scaled_base_step, base, lay, decay, dtypes, extra_args)
-    dw, base_state = step_fn(grads, state.base_state, params, log_lr)
+    learned = state.meta_parameters
+    phi = {} if learned is None else learned.phi
+    mask = _decay_mask(weight_decay_mask, params if decays else None, len(g))
+    step_fn = functools.partial(
+      scaled_base_step,
+      base=base,
+      lay=lay,
+      mask=mask,
+      dtypes=[
+        jnp.result_type(x) for x in lay.treedef.flatten_up_to(grads if params is None else params)
+      ],
+      spaces=spaces,
+      weight_decay=weight_decay,
+      extra_args=extra_args,
+    )
+    dw, base_state = step_fn(grads, state.base_state, params, log_lr, phi)
+    kappa = _meta_parameters.values(phi, spaces).get(_meta_parameters.WEIGHT_DECAY, weight_decay)
     step = _traces.Step(
       fn=step_fn,
       layout=lay,
@@ -260,14 +348,15 @@ def metaoptimize(
       params=params,
       base_state=state.base_state,
       log_lr=log_lr,
+      phi=phi,
       dw=dw,
       alpha=_blocks.leafwise(lay, jax.tree.map(jnp.exp, log_lr)),
-      decay=decay,
+      decay=_decay_leaves(kappa, mask),
       value_fn=value_fn,
     )
     discount = gamma(state.count) if callable(gamma) else gamma
+    meta_grad = rule.meta_gradient(lay, state.trace, g, log_lr)
     trace, base_state_trace = rule.next(step, state.trace, state.base_state_trace, discount)
-
     meta_updates, meta_state = meta.update(meta_grad, state.meta_state, log_lr)
     log_lr = _clip_log_lr(
       optax.apply_updates(log_lr, meta_updates), min_learning_rate, max_learning_rate
@@ -279,17 +368,38 @@ def metaoptimize(
       trace=trace,
       base_state_trace=base_state_trace,
       count=optax.safe_increment(state.count),
+      meta_parameters=None
+      if learned is None
+      else advance_meta_parameters(learned, step, g, discount),
     )
     return lay.treedef.unflatten(dw), new_state
+
+  def advance_meta_parameters(learned, step, g, discount) -> MetaParametersState:
+    """The meta-gradient ``z_phi = <X^w, g>``, the tangents' step and the meta step."""
+    z = meta_rule.meta_gradient(step.layout, learned.trace, g, learned.phi)
+    trace, base_state_trace = meta_rule.next(
+      step, learned.trace, learned.base_state_trace, discount
+    )
+    meta_updates, meta_state = meta.update(z, learned.meta_state, learned.phi)
+    phi = optax.apply_updates(learned.phi, meta_updates)
+    return MetaParametersState(
+      phi=phi,
+      value=_meta_parameters.values(phi, spaces),
+      meta_state=meta_state,
+      trace=trace,
+      base_state_trace=base_state_trace,
+    )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def _check_update_args(hessian: Hessian, decays: bool, params: Any, value_fn: Any) -> None:
-  if params is None and (decays or hessian == "hvp"):
+def _check_update_args(
+  hessian: Hessian, decays: bool, learns: bool, params: Any, value_fn: Any
+) -> None:
+  if params is None and (decays or learns or hessian == "hvp"):
     raise ValueError(
       "metaoptimize: update needs params (the third argument) when weight_decay "
-      "is non-zero or hessian='hvp'."
+      "is non-zero, meta_parameters are learned or hessian='hvp'."
     )
   if hessian == "hvp" and value_fn is None:
     raise ValueError(
@@ -305,6 +415,22 @@ def _clip_log_lr(log_lr: Any, min_learning_rate: Any, max_learning_rate: Any) ->
   lo = None if min_learning_rate is None else jnp.log(min_learning_rate)
   hi = None if max_learning_rate is None else jnp.log(max_learning_rate)
   return jax.tree.map(lambda b: jnp.clip(b, lo, hi).astype(b.dtype), log_lr)
+
+
+def meta_parameters(state: optax.OptState) -> dict[str, jax.Array]:
+  """The current values of the learned meta-parameters, ``{name: value}``.
+
+  ``state`` is the state of :func:`metaoptimize` or any Optax state tree holding
+  exactly one; ``{}`` when nothing but the learning rate is learned.
+
+  Example:
+    >>> import jax.numpy as jnp, optax, metaoptimize_optax as mo
+    >>> tx = mo.adamw(1e-3, meta_parameters={"b2": "logit", "weight_decay": "log"})
+    >>> {k: round(float(v), 4) for k, v in mo.meta_parameters(tx.init(jnp.ones(3))).items()}
+    {'b2': 0.999, 'weight_decay': 0.1}
+  """
+  learned = find_state(state).meta_parameters
+  return {} if learned is None else dict(learned.value)
 
 
 def learning_rates(state: optax.OptState) -> Any:

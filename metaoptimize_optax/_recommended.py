@@ -19,11 +19,15 @@ warm-up and cosine decay:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import optax
 
+from metaoptimize_optax._meta_parameters import Space
+from metaoptimize_optax._metaoptimize import Blocks, Hessian
 from metaoptimize_optax._presets import adamw
 
 DEFAULT_TOTAL_STEPS = 10_000  # The run length assumed when none is given.
@@ -46,23 +50,42 @@ def recommended_settings(total_steps: int | None = None) -> dict[str, Any]:
   >>> settings["meta_learning_rate"], round(float(settings["gamma"](2000)), 6)
   (0.03, 0.999)
   """
+  if isinstance(total_steps, jax.Array):
+    raise TypeError(
+      f"total_steps={total_steps!r} is an array (traced under optax.inject_hyperparams?); "
+      "it sets the discount schedule and must be a Python int: use "
+      "optax.inject_hyperparams(mo.recommended, static_args=('total_steps',))."
+    )
   if total_steps is not None and (
-      isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 10):
+    isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 10
+  ):
     raise ValueError(
-        f"total_steps={total_steps!r} is invalid; expected None or an integer >= 10 "
-        "(the number of training steps).")
+      f"total_steps={total_steps!r} is invalid; expected None or an integer >= 10 "
+      "(the number of training steps)."
+    )
   steps = DEFAULT_TOTAL_STEPS if total_steps is None else total_steps
   lo, hi = META_RATE_RANGE
   return {
-      "gamma": 1.0 - 1.0 / steps if total_steps is None else horizon_gamma(total_steps),
-      "meta_learning_rate": min(hi, max(lo, META_RATE_HORIZON / steps)),
+    "gamma": 1.0 - 1.0 / steps if total_steps is None else horizon_gamma(total_steps),
+    "meta_learning_rate": min(hi, max(lo, META_RATE_HORIZON / steps)),
   }
 
 
 def recommended(
-    initial_learning_rate: float = 1e-4,
-    total_steps: int | None = None,
-    **kwargs: Any,
+  initial_learning_rate: float = 1e-4,
+  total_steps: int | None = None,
+  *,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  eps: float = 1e-8,
+  weight_decay: float = 0.1,
+  weight_decay_mask: Any = None,
+  blocks: Blocks = "scalar",
+  hessian: Hessian = "free",
+  min_learning_rate: float | None = None,
+  max_learning_rate: float | None = None,
+  meta_parameters: Mapping[str, Space] | None = None,
+  trace_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
   """MetaOptimize as the project recommends it: AdamW base, Adam meta, horizon-aware gamma.
 
@@ -78,23 +101,47 @@ def recommended(
 
   ``total_steps=None`` uses a constant ``gamma = 0.9999`` and the meta learning
   rate of a 10,000-step run. The paper's defaults stay
-  available, unchanged, as ``mo.adamw()``.
+  available, unchanged, as ``mo.adamw()``. ``gamma``, ``meta`` and
+  ``meta_learning_rate`` are set here; call :func:`adamw` to choose them.
 
   Args:
     initial_learning_rate: the starting rate (default 1e-4).
-    total_steps: the number of training steps, if known.
-    **kwargs: other arguments of :func:`adamw` / :func:`metaoptimize` to
-      override (``blocks``, ``hessian``, ``weight_decay``, ``weight_decay_mask``,
-      ``b1``, ``b2``, ``min_learning_rate``, ...). ``gamma``, ``meta`` and
-      ``meta_learning_rate`` are set here; pass them to :func:`adamw` instead to
-      choose them yourself.
+    total_steps: the number of updates, if known (under ``optax.MultiSteps``,
+      the number of inner updates). A Python int: under
+      ``optax.inject_hyperparams`` name it in ``static_args``.
+    b1: Adam's first-moment decay.
+    b2: Adam's second-moment decay.
+    eps: Adam's denominator offset.
+    weight_decay: decoupled weight decay (default 0.1).
+    weight_decay_mask: the decayed weights (see :func:`metaoptimize`).
+    blocks: which weights share a learning rate (see :func:`metaoptimize`).
+    hessian: ``"free"`` (default) or ``"hvp"``.
+    min_learning_rate: optional lower clamp of the learned rates.
+    max_learning_rate: optional upper clamp of the learned rates.
+    meta_parameters: hyperparameters learned beside the learning rate (see
+      :func:`adamw`), e.g. ``{"b2": "logit", "weight_decay": "log"}``.
+    trace_dtype: dtype of the weight traces (None: the params' dtype).
+
+  Returns:
+    An ``optax.GradientTransformationExtraArgs`` (see :func:`metaoptimize`).
 
   Example:
     >>> import metaoptimize_optax as mo
     >>> tx = mo.recommended(total_steps=3000)
   """
-  for name in ("gamma", "meta", "meta_learning_rate"):
-    if name in kwargs:
-      raise TypeError(
-          f"recommended() sets {name} itself; call mo.adamw(..., {name}=...) to choose it.")
-  return adamw(initial_learning_rate, meta="adam", **recommended_settings(total_steps), **kwargs)
+  return adamw(
+    initial_learning_rate,
+    b1=b1,
+    b2=b2,
+    eps=eps,
+    weight_decay=weight_decay,
+    meta="adam",
+    weight_decay_mask=weight_decay_mask,
+    blocks=blocks,
+    hessian=hessian,
+    min_learning_rate=min_learning_rate,
+    max_learning_rate=max_learning_rate,
+    meta_parameters=meta_parameters,
+    trace_dtype=trace_dtype,
+    **recommended_settings(total_steps),
+  )

@@ -10,16 +10,20 @@ chosen once when :func:`metaoptimize_optax.metaoptimize` is built:
 * ``next(step, trace, base_state_trace, gamma) -> (trace, base_state_trace)``,
   the trace after the step.
 
-Two rules: :data:`HESSIAN_FREE`, the paper's trace
-``h <- gamma (1 - kappa alpha) h + dw`` (params-shaped), and :data:`CURVATURE`,
-the forward-mode derivative of one whole step (Hessian-vector product
-included) with respect to each block's log learning rate (one params-shaped
-column per block on a leading axis, and one for each inexact leaf of the base
-state).
+The learning-rate rules (:data:`RULES`): :data:`HESSIAN_FREE`, the paper's
+trace ``h <- gamma (1 - kappa alpha) h + dw`` (params-shaped), and
+:data:`CURVATURE`, the forward-mode derivative of one whole step
+(Hessian-vector product included) with respect to each block's log learning
+rate (one params-shaped column per block on a leading axis, and one for each
+inexact leaf of the base state). The meta-parameter rules
+(:data:`META_PARAMETER_RULES`) are the same forward-mode derivative with
+respect to each learned meta-parameter, the gradient held fixed for
+``hessian="free"``.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -29,9 +33,9 @@ import optax
 
 from metaoptimize_optax import _blocks
 
-# (g, base_state, w, log_lr) -> (dw leaves, new base state): one base step at
-# learning rates exp(log_lr), decoupled weight decay included.
-StepFn = Callable[[Any, optax.OptState, Any, Any], tuple[list[jax.Array], optax.OptState]]
+# (g, base_state, w, log_lr, phi) -> (dw leaves, new base state): one base step
+# at learning rates exp(log_lr) and meta-parameters phi, weight decay included.
+StepFn = Callable[[Any, optax.OptState, Any, Any, Any], tuple[list[jax.Array], optax.OptState]]
 
 
 class Step(NamedTuple):
@@ -43,6 +47,7 @@ class Step(NamedTuple):
   params: optax.Params | None  # w before the step.
   base_state: optax.OptState  # The base state before the step.
   log_lr: Any  # beta, in the structure of the log learning rates.
+  phi: dict[str, jax.Array]  # The learned meta-parameters, unconstrained ({} if none).
   dw: list[jax.Array]  # The step's update, one leaf per params leaf.
   alpha: list[jax.Array]  # exp(beta) of each params leaf.
   decay: list[Any]  # kappa * M of each params leaf (0.0 when not decayed).
@@ -65,8 +70,8 @@ def finite_or_zero(x: jax.Array) -> jax.Array:
   return jnp.where(jnp.isfinite(x), x, jnp.zeros_like(x))
 
 
-def _dtype(log_lr: Any) -> Any:
-  return jax.tree.leaves(log_lr)[0].dtype
+def _dtype(coords: Any) -> Any:
+  return jax.tree.leaves(coords)[0].dtype
 
 
 # ----------------------------------------------------------------------------
@@ -101,42 +106,48 @@ HESSIAN_FREE = TraceRule(init=_free_init, meta_gradient=_free_meta_gradient, nex
 
 
 # ----------------------------------------------------------------------------
-# Curvature-aware: jax.jvp of the whole step.
+# Forward mode: jax.jvp of the whole step, one column per coordinate.
 
 
-def _curvature_init(params, base_state, log_lr):
-  k = _blocks.num_blocks(log_lr)
+def _columns_init(params, base_state, coords):
+  k = len(jax.tree.leaves(coords))
   column = lambda x: jnp.zeros((k, *jnp.shape(x)), jnp.result_type(x))
   trace = jax.tree.map(column, params)
   return trace, tuple(column(x) for x in jax.tree.leaves(base_state) if is_inexact(x))
 
 
-def _curvature_meta_gradient(lay, trace, g, log_lr):
-  dtype = _dtype(log_lr)
+def _columns_meta_gradient(lay, trace, g, coords):
+  """``z_j = <X^w_j, g>`` summed over all weights (curvature couples blocks)."""
+  dtype = _dtype(coords)
   columns = lay.treedef.flatten_up_to(trace)
-  per_block = sum(
+  per_column = sum(
     jnp.sum(x.astype(dtype) * gi.astype(dtype), axis=tuple(range(1, x.ndim)))
     for x, gi in zip(columns, g, strict=True)
   )
-  lr_leaves, lr_def = jax.tree.flatten(log_lr)
-  return lr_def.unflatten([per_block[j] for j in range(len(lr_leaves))])
+  leaves, treedef = jax.tree.flatten(coords)
+  return treedef.unflatten([per_column[j] for j in range(len(leaves))])
 
 
-def _curvature_next(step, trace, base_state_trace, gamma):
-  """Forward-mode derivative of one step w.r.t. the log learning rates.
+def _jvp_next(step, trace, base_state_trace, gamma, *, wrt, hvp):
+  """Forward-mode derivative of one step w.r.t. each coordinate of ``wrt``.
 
-  ``jax.jvp`` of the step composed with the Hessian-vector product
-  ``jax.jvp(jax.grad(value_fn))``, vmapped over blocks. Tangents that come out
+  ``wrt`` is ``"log_lr"`` (the log learning rates) or ``"phi"`` (the learned
+  meta-parameters). The weights and the inexact leaves of the base state carry
+  their tangents ``gamma X``; the gradient's tangent is the Hessian-vector
+  product ``jax.jvp(jax.grad(value_fn))`` when ``hvp``, and zero (the gradient
+  held fixed) otherwise. Vmapped over the coordinates. Tangents that come out
   non-finite (``sqrt`` of a zero second moment in Adam-like bases, where the
   true contribution is zero) are set to zero.
   """
-  lr_leaves, lr_def = jax.tree.flatten(step.log_lr)
-  k = len(lr_leaves)
-  one_hot = jnp.eye(k, dtype=lr_leaves[0].dtype)
-  basis = lr_def.unflatten([one_hot[:, j] for j in range(k)])
+  coords = step.log_lr if wrt == "log_lr" else step.phi
+  leaves, treedef = jax.tree.flatten(coords)
+  k = len(leaves)
+  one_hot = jnp.eye(k, dtype=leaves[0].dtype)
+  basis = treedef.unflatten([one_hot[:, j] for j in range(k)])
 
   s_leaves, s_def = jax.tree.flatten(step.base_state)
   inexact = [i for i, x in enumerate(s_leaves) if is_inexact(x)]
+  s_values = tuple(s_leaves[i] for i in inexact)
 
   def with_inexact(values):
     leaves = list(s_leaves)
@@ -144,31 +155,52 @@ def _curvature_next(step, trace, base_state_trace, gamma):
       leaves[i] = v
     return s_def.unflatten(leaves)
 
-  def new_weights_and_state(g, s_values, w, log_lr):
-    dw, s = step.fn(g, with_inexact(s_values), w, log_lr)
+  def new_weights_and_state(g, s_values, w, coords):
+    log_lr, phi = (coords, step.phi) if wrt == "log_lr" else (step.log_lr, coords)
+    dw, s = step.fn(g, with_inexact(s_values), w, log_lr, phi)
     w_leaves, w_def = jax.tree.flatten(w)
     w_new = w_def.unflatten([wi + di for wi, di in zip(w_leaves, dw, strict=True)])
     s_leaves_new = jax.tree.leaves(s)
     return w_new, tuple(s_leaves_new[i] for i in inexact)
 
-  scale = lambda x: (gamma * x).astype(x.dtype)
+  # Tangents in the dtype of their primals (the trace may be kept wider).
+  scale = lambda x, like: (gamma * x).astype(jnp.result_type(like))
 
   def column(x_w, x_s, e):
-    x_w = jax.tree.map(scale, x_w)
-    x_s = tuple(scale(x) for x in x_s)
-    hx = jax.jvp(jax.grad(step.value_fn), (step.params,), (x_w,))[1]
-    hx = jax.tree.map(lambda t, gi: t.astype(jnp.result_type(gi)), hx, step.grads)
-    s_values = tuple(s_leaves[i] for i in inexact)
-    _, (t_w, t_s) = jax.jvp(
-      new_weights_and_state, (step.grads, s_values, step.params, step.log_lr), (hx, x_s, x_w, e)
-    )
-    return jax.tree.map(finite_or_zero, t_w), tuple(finite_or_zero(t) for t in t_s)
+    trace_dtypes = jax.tree.map(lambda x: x.dtype, x_w)
+    x_w = jax.tree.map(scale, x_w, step.params)
+    x_s = tuple(scale(x, x) for x in x_s)
+    if hvp:
+      hx = jax.jvp(jax.grad(step.value_fn), (step.params,), (x_w,))[1]
+      hx = jax.tree.map(lambda t, gi: t.astype(jnp.result_type(gi)), hx, step.grads)
+      primals, tangents = (step.grads, s_values, step.params, coords), (hx, x_s, x_w, e)
+      fn = new_weights_and_state
+    else:
+      primals, tangents = (s_values, step.params, coords), (x_s, x_w, e)
+      fn = functools.partial(new_weights_and_state, step.grads)
+    _, (t_w, t_s) = jax.jvp(fn, primals, tangents)
+    t_w = jax.tree.map(lambda t, dt: finite_or_zero(t).astype(dt), t_w, trace_dtypes)
+    return t_w, tuple(finite_or_zero(t) for t in t_s)
 
   return jax.vmap(column)(trace, base_state_trace, basis)
 
 
-CURVATURE = TraceRule(
-  init=_curvature_init, meta_gradient=_curvature_meta_gradient, next=_curvature_next
-)
+def _forward_rule(wrt: str, hvp: bool) -> TraceRule:
+  return TraceRule(
+    init=_columns_init,
+    meta_gradient=_columns_meta_gradient,
+    next=functools.partial(_jvp_next, wrt=wrt, hvp=hvp),
+  )
 
+
+# The curvature-aware learning-rate trace: one column per block.
+CURVATURE = _forward_rule("log_lr", hvp=True)
+
+# The learning-rate trace, by ``hessian``.
 RULES = {"free": HESSIAN_FREE, "hvp": CURVATURE}
+
+# The meta-parameter tangents, by ``hessian``: one column per learned name.
+META_PARAMETER_RULES = {
+  "free": _forward_rule("phi", hvp=False),
+  "hvp": _forward_rule("phi", hvp=True),
+}

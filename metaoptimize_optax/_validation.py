@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 
 
@@ -87,3 +88,13 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
   """Rejects a value that is not one of the strings ``choices``."""
   if not isinstance(value, str) or value not in choices:
     raise ValueError(f"{name}={value!r} is not one of {choices}.")
+
+
+def check_float_dtype(name: str, dtype: Any) -> None:
+  """None, or a floating-point dtype."""
+  try:
+    ok = dtype is None or jnp.issubdtype(dtype, jnp.floating)
+  except TypeError:
+    ok = False
+  if not ok:
+    raise ValueError(f"{name}={dtype!r} is invalid; expected None or a float dtype (jnp.float32).")

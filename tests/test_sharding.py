@@ -14,7 +14,7 @@ SCRIPT = textwrap.dedent("""
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
     import metaoptimize_optax as mo
 
-    hessian, blocks = sys.argv[1], sys.argv[2]
+    hessian, blocks, meta_parameters = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     assert jax.device_count() == 8
     k1, k2, k3, k4 = jax.random.split(jax.random.key(0), 4)
     params = {"l1": {"w": jax.random.normal(k1, (16, 32)) / 4, "b": jnp.zeros(32)},
@@ -25,7 +25,8 @@ SCRIPT = textwrap.dedent("""
       h = jnp.tanh(x @ p["l1"]["w"] + p["l1"]["b"])
       return jnp.mean((h @ p["l2"]["w"] + p["l2"]["b"] - y) ** 2)
 
-    tx = mo.adamw(1e-3, meta_learning_rate=1e-2, blocks=blocks, hessian=hessian)
+    tx = mo.adamw(1e-3, meta_learning_rate=1e-2, blocks=blocks, hessian=hessian,
+                  meta_parameters=meta_parameters or None)
 
     def step(p, s, x, y):
       value_fn = lambda q: loss(q, x, y)
@@ -37,7 +38,7 @@ SCRIPT = textwrap.dedent("""
       s, f = tx.init(p), jax.jit(step)
       for _ in range(5):
         p, s, u = f(p, s, x, y)
-      return u, mo.learning_rates(s)
+      return u, (mo.learning_rates(s), mo.meta_parameters(s))
 
     u1, lr1 = run(jax.device_put(params, jax.devices()[0]), x, y)
     mesh = Mesh(np.array(jax.devices()).reshape(4, 2), ("data", "model"))
@@ -56,12 +57,15 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("hessian, blocks", [("free", "scalar"), ("free", "per_layer"),
-                                             ("free", "per_weight"), ("hvp", "per_layer")])
-def test_sharded_equals_single_device(hessian, blocks):
+@pytest.mark.parametrize("hessian, blocks, meta_parameters", [
+    ("free", "scalar", {}), ("free", "per_layer", {}), ("free", "per_weight", {}),
+    ("hvp", "per_layer", {}), ("free", "per_layer", {"b2": "logit", "weight_decay": "log"}),
+    ("hvp", "scalar", {"b1": "logit"})])
+def test_sharded_equals_single_device(hessian, blocks, meta_parameters):
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
              JAX_PLATFORMS="cpu")
-  out = subprocess.run([sys.executable, "-c", SCRIPT, hessian, blocks], env=env,
+  out = subprocess.run([sys.executable, "-c", SCRIPT, hessian, blocks, json.dumps(meta_parameters)],
+                       env=env,
                        capture_output=True, text=True, timeout=600, check=False)
   assert out.returncode == 0, out.stderr[-3000:]
   result = json.loads(out.stdout.strip().splitlines()[-1])
