@@ -23,9 +23,11 @@ class RunCheckpointer:
 
   def __init__(self, directory: str | pathlib.Path, max_to_keep: int = 1):
     self._manager = ocp.CheckpointManager(
-        pathlib.Path(directory).absolute(),
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, enable_async_checkpointing=False, create=True))
+      pathlib.Path(directory).absolute(),
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, enable_async_checkpointing=False, create=True
+      ),
+    )
 
   def latest_step(self) -> int | None:
     """The step of the newest checkpoint, or None."""

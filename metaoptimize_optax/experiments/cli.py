@@ -35,15 +35,24 @@ logger = logging.getLogger("metaoptimize_optax")
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
   p.add_argument("config", help="experiment config (YAML), e.g. configs/quickstart.yaml")
-  p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                 help="override a config value (dotted key, YAML value), e.g. --set steps=100 "
-                      "--set optimizers.AdamW.learning_rate=3e-3; repeatable")
+  p.add_argument(
+    "--set",
+    dest="overrides",
+    action="append",
+    default=[],
+    metavar="KEY=VALUE",
+    help="override a config value (dotted key, YAML value), e.g. --set steps=100 "
+    "--set optimizers.AdamW.learning_rate=3e-3; repeatable",
+  )
   p.add_argument("--output-dir", help="write results here instead of the config's output_dir")
-  p.add_argument("--resume", action="store_true",
-                 help="continue the runs in output_dir from their latest checkpoints "
-                      "(finished runs are kept)")
-  p.add_argument("--overwrite", action="store_true",
-                 help="delete earlier results in output_dir first")
+  p.add_argument(
+    "--resume",
+    action="store_true",
+    help="continue the runs in output_dir from their latest checkpoints (finished runs are kept)",
+  )
+  p.add_argument(
+    "--overwrite", action="store_true", help="delete earlier results in output_dir first"
+  )
   p.add_argument("--no-progress", action="store_true", help="no progress bars")
   p.add_argument("-v", "--verbose", action="store_true", help="log more")
 
@@ -51,28 +60,39 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
   """The argument parser of ``metaoptimize-optax``."""
   parser = argparse.ArgumentParser(
-      prog="metaoptimize-optax",
-      description="Train and compare learning-rate adaptation methods (MetaOptimize and its "
-                  "peers) on the workloads of metaoptimize-optax.")
+    prog="metaoptimize-optax",
+    description="Train and compare learning-rate adaptation methods (MetaOptimize and its "
+    "peers) on the workloads of metaoptimize-optax.",
+  )
   sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
   run = sub.add_parser(
-      "run", help="train the optimizers of a config",
-      description="Train the optimizers of CONFIG (all, or those given with --optimizer) on "
-                  "every seed, streaming metrics to <output_dir>/<optimizer>/seed<k>/"
-                  "metrics.jsonl.")
+    "run",
+    help="train the optimizers of a config",
+    description="Train the optimizers of CONFIG (all, or those given with --optimizer) on "
+    "every seed, streaming metrics to <output_dir>/<optimizer>/seed<k>/"
+    "metrics.jsonl.",
+  )
   _add_config_args(run)
-  run.add_argument("--optimizer", action="append", metavar="NAME",
-                   help="only this optimizer (its display name in the config); repeatable")
+  run.add_argument(
+    "--optimizer",
+    action="append",
+    metavar="NAME",
+    help="only this optimizer (its display name in the config); repeatable",
+  )
   compare = sub.add_parser(
-      "compare", help="train every optimizer of a config, then summarize",
-      description="Train every optimizer of CONFIG on the same data and seeds, then write "
-                  "summary.md, summary.json, loss.png and learning_rates.png to the output "
-                  "directory and print the table.")
+    "compare",
+    help="train every optimizer of a config, then summarize",
+    description="Train every optimizer of CONFIG on the same data and seeds, then write "
+    "summary.md, summary.json, loss.png and learning_rates.png to the output "
+    "directory and print the table.",
+  )
   _add_config_args(compare)
   plot = sub.add_parser(
-      "plot", help="summary and plots of a results directory",
-      description="(Re)write summary.md, summary.json, loss.png and learning_rates.png of "
-                  "RESULTS_DIR (made by run or compare) and print the table.")
+    "plot",
+    help="summary and plots of a results directory",
+    description="(Re)write summary.md, summary.json, loss.png and learning_rates.png of "
+    "RESULTS_DIR (made by run or compare) and print the table.",
+  )
   plot.add_argument("results_dir", metavar="RESULTS_DIR")
   plot.add_argument("-v", "--verbose", action="store_true", help="log more")
   report_command.add_report_subcommand(sub)
@@ -103,8 +123,10 @@ def _train(args: argparse.Namespace, *, compare: bool) -> int:
   from metaoptimize_optax.experiments import reports, runner
 
   if args.resume and args.overwrite:
-    raise ConfigError("--resume and --overwrite exclude each other: continue the results in "
-                      "output_dir, or delete them and start again.")
+    raise ConfigError(
+      "--resume and --overwrite exclude each other: continue the results in "
+      "output_dir, or delete them and start again."
+    )
   config = load_config(args.config, args.overrides)
   if args.output_dir:
     config = dataclasses.replace(config, output_dir=args.output_dir)
@@ -113,31 +135,45 @@ def _train(args: argparse.Namespace, *, compare: bool) -> int:
     valid = [o.display_name for o in config.optimizers]
     unknown = [n for n in names if n not in valid]
     if unknown:
-      raise ConfigError(f"--optimizer {', '.join(unknown)}: not in the config; its optimizers: "
-                        f"{', '.join(valid)}.")
+      raise ConfigError(
+        f"--optimizer {', '.join(unknown)}: not in the config; its optimizers: {', '.join(valid)}."
+      )
   workload = runner.build_workload(config.workload)
   runner.check_optimizers(config, workload)
   runner.prepare_output_dir(config, resume=args.resume, overwrite=args.overwrite)
 
   print(headline(config, args.overrides))
   start = time.perf_counter()
-  outcomes = runner.run_experiment(config, workload, optimizers=names, resume=args.resume,
-                                   overwrite=args.overwrite, progress=not args.no_progress)
+  outcomes = runner.run_experiment(
+    config,
+    workload,
+    optimizers=names,
+    resume=args.resume,
+    overwrite=args.overwrite,
+    progress=not args.no_progress,
+  )
   for o in outcomes:
     point = f" [{o.grid_point}]" if o.grid_point else ""
-    tail = (f"final training loss {o.final_loss:.4g}" if o.status == "finished"
-            and o.final_loss is not None else o.reason or o.status)
+    tail = (
+      f"final training loss {o.final_loss:.4g}"
+      if o.status == "finished" and o.final_loss is not None
+      else o.reason or o.status
+    )
     print(f"{o.optimizer}{point} seed {o.seed}: {o.status} at step {o.step}; {tail}")
   if any(o.final_loss is not None for o in outcomes):
     print(f"({FINAL_LOSS_DEFINITION})")
   if compare:
     print()
     print(reports.write_report(config.output_dir))
-    print(f"\nresults in {config.output_dir}/ (summary.md, loss.png, learning_rates.png); "
-          f"{time.perf_counter() - start:.0f} s")
+    print(
+      f"\nresults in {config.output_dir}/ (summary.md, loss.png, learning_rates.png); "
+      f"{time.perf_counter() - start:.0f} s"
+    )
   else:
-    print(f"\nmetrics in {config.output_dir}/; `metaoptimize-optax plot {config.output_dir}` "
-          "summarizes them.")
+    print(
+      f"\nmetrics in {config.output_dir}/; `metaoptimize-optax plot {config.output_dir}` "
+      "summarizes them."
+    )
   return 0
 
 
@@ -152,8 +188,10 @@ def _plot(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the command line; returns the exit status."""
   args = build_parser().parse_args(argv)
-  logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                      format="%(levelname)s %(name)s: %(message)s")
+  logging.basicConfig(
+    level=logging.INFO if args.verbose else logging.WARNING,
+    format="%(levelname)s %(name)s: %(message)s",
+  )
   try:
     if args.command == "bench":
       return bench_command.run(args)

@@ -19,10 +19,18 @@ from typing import Any
 
 logger = logging.getLogger("metaoptimize_optax")
 
-FULL = {"sizes": (1_000_000, 10_000_000, 50_000_000), "workloads": ("mnist1d_mlp", "charlm"),
-        "rounds": 9, "min_seconds": 0.2}
-QUICK = {"sizes": (1_000_000,), "workloads": ("mnist1d_mlp", "charlm"), "rounds": 3,
-         "min_seconds": 0.05}
+FULL = {
+  "sizes": (1_000_000, 10_000_000, 50_000_000),
+  "workloads": ("mnist1d_mlp", "charlm"),
+  "rounds": 9,
+  "min_seconds": 0.2,
+}
+QUICK = {
+  "sizes": (1_000_000,),
+  "workloads": ("mnist1d_mlp", "charlm"),
+  "rounds": 3,
+  "min_seconds": 0.05,
+}
 _SUFFIXES = {"k": 1e3, "m": 1e6, "g": 1e9}
 
 
@@ -41,35 +49,55 @@ def parse_size(text: str) -> int:
 
 def _list(parse):
   return lambda text: tuple(
-      parse(x) for x in text.split(",") if x.strip() and x.strip().lower() != "none")
+    parse(x) for x in text.split(",") if x.strip() and x.strip().lower() != "none"
+  )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
   """The options of ``bench``."""
-  p.add_argument("--quick", action="store_true",
-                 help="a short run: the 1M-value tree and both workloads, 3 rounds")
-  p.add_argument("--sizes", type=_list(parse_size), metavar="N,...",
-                 help="tree sizes of the update-alone timings, e.g. 1M,10M,50M ('none': skip)")
-  p.add_argument("--workloads", type=_list(str.strip), metavar="NAME,...",
-                 help="workloads of the whole-step timings, e.g. mnist1d_mlp,charlm ('none': skip)")
+  p.add_argument(
+    "--quick",
+    action="store_true",
+    help="a short run: the 1M-value tree and both workloads, 3 rounds",
+  )
+  p.add_argument(
+    "--sizes",
+    type=_list(parse_size),
+    metavar="N,...",
+    help="tree sizes of the update-alone timings, e.g. 1M,10M,50M ('none': skip)",
+  )
+  p.add_argument(
+    "--workloads",
+    type=_list(str.strip),
+    metavar="NAME,...",
+    help="workloads of the whole-step timings, e.g. mnist1d_mlp,charlm ('none': skip)",
+  )
   p.add_argument("--rounds", type=int, help="rounds of alternating measurements (median)")
-  p.add_argument("--min-seconds", type=float,
-                 help="least time of one measurement of one optimizer")
-  p.add_argument("--memory-budget-gb", type=float, default=3.0,
-                 help="params and state held at once in the update-alone timings (default 3)")
-  p.add_argument("--output-dir", default="results/bench",
-                 help="where bench.md and bench.json go (default results/bench)")
+  p.add_argument("--min-seconds", type=float, help="least time of one measurement of one optimizer")
+  p.add_argument(
+    "--memory-budget-gb",
+    type=float,
+    default=3.0,
+    help="params and state held at once in the update-alone timings (default 3)",
+  )
+  p.add_argument(
+    "--output-dir",
+    default="results/bench",
+    help="where bench.md and bench.json go (default results/bench)",
+  )
   p.add_argument("-v", "--verbose", action="store_true", help="log progress")
 
 
 def add_bench_subcommand(subparsers: Any) -> argparse.ArgumentParser:
   """Adds ``bench`` to the ``metaoptimize-optax`` sub-commands; dispatch with :func:`run`."""
   p = subparsers.add_parser(
-      "bench", help="speed and memory of MetaOptimize against AdamW",
-      description="Time the optimizer update alone (synthetic trees) and whole train steps "
-                  "(mnist1d_mlp, charlm) of every MetaOptimize configuration and the peers, "
-                  "as ratios to optax.adamw measured alternately in one process, and their "
-                  "optimizer state sizes; print the table and write bench.md and bench.json.")
+    "bench",
+    help="speed and memory of MetaOptimize against AdamW",
+    description="Time the optimizer update alone (synthetic trees) and whole train steps "
+    "(mnist1d_mlp, charlm) of every MetaOptimize configuration and the peers, "
+    "as ratios to optax.adamw measured alternately in one process, and their "
+    "optimizer state sizes; print the table and write bench.md and bench.json.",
+  )
   add_arguments(p)
   return p
 
@@ -104,8 +132,9 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     unknown = [w for w in settings["workloads"] if w not in WORKLOADS]
     if unknown:
-      raise ValueError(f"--workloads: unknown {', '.join(unknown)}; valid names: "
-                       f"{', '.join(sorted(WORKLOADS))}")
+      raise ValueError(
+        f"--workloads: unknown {', '.join(unknown)}; valid names: {', '.join(sorted(WORKLOADS))}"
+      )
   except ValueError as e:
     print(f"metaoptimize-optax bench: error: {e}", file=sys.stderr)
     return 2
@@ -114,12 +143,12 @@ def run(args: argparse.Namespace) -> int:
   start = time.perf_counter()
   for n in settings["sizes"]:
     logger.info("update alone, %s values", trees.describe(n))
-    rows += suites.update_suite(n, rounds=settings["rounds"],
-                                min_seconds=settings["min_seconds"], memory_budget=budget)
+    rows += suites.update_suite(
+      n, rounds=settings["rounds"], min_seconds=settings["min_seconds"], memory_budget=budget
+    )
   for name in settings["workloads"]:
     logger.info("whole step, %s", name)
-    rows += suites.step_suite(name, rounds=settings["rounds"],
-                              min_seconds=settings["min_seconds"])
+    rows += suites.step_suite(name, rounds=settings["rounds"], min_seconds=settings["min_seconds"])
   md, js = report.write(args.output_dir, rows, settings, report.environment())
   print(report.markdown_table(rows))
   print(f"\nwrote {md} and {js}; {time.perf_counter() - start:.0f} s")
@@ -128,12 +157,15 @@ def run(args: argparse.Namespace) -> int:
 
 def main_bench(argv: Sequence[str] | None = None) -> int:
   """``metaoptimize-optax bench`` on its own: parses ``argv`` and runs."""
-  parser = argparse.ArgumentParser(prog="metaoptimize-optax bench",
-                                   description=__doc__.split("\n\n")[0])
+  parser = argparse.ArgumentParser(
+    prog="metaoptimize-optax bench", description=__doc__.split("\n\n")[0]
+  )
   add_arguments(parser)
   args = parser.parse_args(argv)
-  logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                      format="%(levelname)s %(name)s: %(message)s")
+  logging.basicConfig(
+    level=logging.INFO if args.verbose else logging.WARNING,
+    format="%(levelname)s %(name)s: %(message)s",
+  )
   return run(args)
 
 

@@ -13,11 +13,22 @@ from typing import Any
 import jax
 import optax
 
-COLUMNS = ("setting", "optimizer", "ms/step", "x AdamW", "IQR", "XLA bytes x", "XLA flops x",
-           "state MB", "state x AdamW", "state over AdamW", "target")
+COLUMNS = (
+  "setting",
+  "optimizer",
+  "ms/step",
+  "x AdamW",
+  "IQR",
+  "XLA bytes x",
+  "XLA flops x",
+  "state MB",
+  "state x AdamW",
+  "state over AdamW",
+  "target",
+)
 SECTIONS = {
-    "update": "Optimizer update alone (`tx.update` + `optax.apply_updates`, jitted, donated)",
-    "step": "Whole train step (forward, backward, update; jitted, donated)",
+  "update": "Optimizer update alone (`tx.update` + `optax.apply_updates`, jitted, donated)",
+  "step": "Whole train step (forward, backward, update; jitted, donated)",
 }
 
 
@@ -25,15 +36,15 @@ def environment() -> dict[str, Any]:
   """Versions and hardware the figures were measured on."""
   device = jax.devices()[0]
   return {
-      "jax": jax.__version__,
-      "optax": optax.__version__,
-      "python": platform.python_version(),
-      "backend": jax.default_backend(),
-      "device": getattr(device, "device_kind", str(device)),
-      "device_count": jax.device_count(),
-      "cpu_count": os.cpu_count(),
-      "machine": platform.machine(),
-      "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    "jax": jax.__version__,
+    "optax": optax.__version__,
+    "python": platform.python_version(),
+    "backend": jax.default_backend(),
+    "device": getattr(device, "device_kind", str(device)),
+    "device_count": jax.device_count(),
+    "cpu_count": os.cpu_count(),
+    "machine": platform.machine(),
+    "xla_flags": os.environ.get("XLA_FLAGS", ""),
   }
 
 
@@ -54,17 +65,17 @@ def number(value: float) -> str:
 def cells(row: Mapping[str, Any]) -> tuple[str, ...]:
   """The table cells of one result row."""
   return (
-      row["setting"],
-      row["optimizer"],
-      number(row["ms_per_step"]),
-      f"{row['ratio']:.2f}",
-      f"{row['ratio_q1']:.2f}-{row['ratio_q3']:.2f}",
-      f"{row['xla_bytes_ratio']:.2f}",
-      f"{row['xla_flops_ratio']:.2f}",
-      number(row["state_bytes"] / 1e6),
-      f"{row['state_ratio']:.2f}",
-      row["extra_state"],
-      _target(row),
+    row["setting"],
+    row["optimizer"],
+    number(row["ms_per_step"]),
+    f"{row['ratio']:.2f}",
+    f"{row['ratio_q1']:.2f}-{row['ratio_q3']:.2f}",
+    f"{row['xla_bytes_ratio']:.2f}",
+    f"{row['xla_flops_ratio']:.2f}",
+    number(row["state_bytes"] / 1e6),
+    f"{row['state_ratio']:.2f}",
+    row["extra_state"],
+    _target(row),
   )
 
 
@@ -86,31 +97,50 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
   return "\n\n".join(parts)
 
 
-def markdown(rows: Sequence[Mapping[str, Any]], settings: Mapping[str, Any],
-             env: Mapping[str, Any]) -> str:
+def markdown(
+  rows: Sequence[Mapping[str, Any]], settings: Mapping[str, Any], env: Mapping[str, Any]
+) -> str:
   """The whole report: how it was measured, then the tables."""
-  hw = (f"{env['backend']} ({env['device']}, {env['cpu_count']} CPU cores), jax {env['jax']}, "
-        f"optax {env['optax']}")
+  hw = (
+    f"{env['backend']} ({env['device']}, {env['cpu_count']} CPU cores), jax {env['jax']}, "
+    f"optax {env['optax']}"
+  )
   notes = (
-      "`ms/step` is the median over rounds; `x AdamW` is the median over rounds of the time "
-      "divided by the mean of `optax.adamw`'s times measured just before and just after it "
-      "(all in one process), `IQR` its quartiles. `XLA bytes x` and `XLA flops x` are XLA's "
-      "static cost estimate of the compiled step (arrays read and written after fusion; "
-      "floating-point operations) over AdamW's: noise-free. `state over AdamW` is the "
-      "optimizer state's extra size in params-sized units `P` plus bytes.")
-  return "\n\n".join([
-      "# metaoptimize-optax benchmarks", f"Measured on {hw}; rounds {settings['rounds']}, "
-      f"at least {settings['min_seconds']} s per measurement"
-      f"{' (quick run)' if settings.get('quick') else ''}.", notes, markdown_table(rows)]) + "\n"
+    "`ms/step` is the median over rounds; `x AdamW` is the median over rounds of the time "
+    "divided by the mean of `optax.adamw`'s times measured just before and just after it "
+    "(all in one process), `IQR` its quartiles. `XLA bytes x` and `XLA flops x` are XLA's "
+    "static cost estimate of the compiled step (arrays read and written after fusion; "
+    "floating-point operations) over AdamW's: noise-free. `state over AdamW` is the "
+    "optimizer state's extra size in params-sized units `P` plus bytes."
+  )
+  return (
+    "\n\n".join(
+      [
+        "# metaoptimize-optax benchmarks",
+        f"Measured on {hw}; rounds {settings['rounds']}, "
+        f"at least {settings['min_seconds']} s per measurement"
+        f"{' (quick run)' if settings.get('quick') else ''}.",
+        notes,
+        markdown_table(rows),
+      ]
+    )
+    + "\n"
+  )
 
 
-def write(output_dir: str | pathlib.Path, rows: Sequence[Mapping[str, Any]],
-          settings: Mapping[str, Any], env: Mapping[str, Any]) -> tuple[pathlib.Path, ...]:
+def write(
+  output_dir: str | pathlib.Path,
+  rows: Sequence[Mapping[str, Any]],
+  settings: Mapping[str, Any],
+  env: Mapping[str, Any],
+) -> tuple[pathlib.Path, ...]:
   """Writes ``bench.md`` and ``bench.json`` to ``output_dir``; returns their paths."""
   out = pathlib.Path(output_dir)
   out.mkdir(parents=True, exist_ok=True)
   md, js = out / "bench.md", out / "bench.json"
   md.write_text(markdown(rows, settings, env))
-  js.write_text(json.dumps({"environment": dict(env), "settings": dict(settings),
-                            "rows": list(rows)}, indent=2) + "\n")
+  js.write_text(
+    json.dumps({"environment": dict(env), "settings": dict(settings), "rows": list(rows)}, indent=2)
+    + "\n"
+  )
   return md, js

@@ -34,12 +34,17 @@ class Candidate(NamedTuple):
   target: float | None = None  # Highest acceptable time ratio to AdamW, if any.
 
 
-def metaoptimize_candidate(blocks: str, meta: str, hessian: str = "free",
-                           target: float | None = None) -> Candidate:
+def metaoptimize_candidate(
+  blocks: str, meta: str, hessian: str = "free", target: float | None = None
+) -> Candidate:
   """MetaOptimize around AdamW with the given blocks, meta optimizer and trace."""
   label = f"MetaOptimize {hessian} {blocks} ({meta.capitalize()} meta)"
-  return Candidate(label, "metaoptimize",
-                   {"base": "adamw", "meta": meta, "blocks": blocks, "hessian": hessian}, target)
+  return Candidate(
+    label,
+    "metaoptimize",
+    {"base": "adamw", "meta": meta, "blocks": blocks, "hessian": hessian},
+    target,
+  )
 
 
 ADAMW = Candidate(BASELINE, "adamw", {"learning_rate": 1e-3, "weight_decay": 0.1})
@@ -49,20 +54,20 @@ ADAMW = Candidate(BASELINE, "adamw", {"learning_rate": 1e-3, "weight_decay": 0.1
 # seven array passes); per-weight blocks add params-sized log learning rates
 # and meta state, so they have no target.
 UPDATE_CANDIDATES: tuple[Candidate, ...] = (
-    ADAMW,
-    metaoptimize_candidate("scalar", "lion", target=1.3),
-    metaoptimize_candidate("scalar", "adam", target=1.3),
-    metaoptimize_candidate("per_layer", "lion", target=1.3),
-    metaoptimize_candidate("per_layer", "adam", target=1.3),
-    metaoptimize_candidate("per_weight", "lion"),
-    metaoptimize_candidate("per_weight", "adam"),
+  ADAMW,
+  metaoptimize_candidate("scalar", "lion", target=1.3),
+  metaoptimize_candidate("scalar", "adam", target=1.3),
+  metaoptimize_candidate("per_layer", "lion", target=1.3),
+  metaoptimize_candidate("per_layer", "adam", target=1.3),
+  metaoptimize_candidate("per_weight", "lion"),
+  metaoptimize_candidate("per_weight", "adam"),
 )
 
 PEERS: tuple[Candidate, ...] = (
-    Candidate("Prodigy", "prodigy"),
-    Candidate("Mechanic", "mechanic"),
-    Candidate("DoG", "dog"),
-    Candidate("Schedule-free AdamW", "schedule_free_adamw"),
+  Candidate("Prodigy", "prodigy"),
+  Candidate("Mechanic", "mechanic"),
+  Candidate("DoG", "dog"),
+  Candidate("Schedule-free AdamW", "schedule_free_adamw"),
 )
 
 
@@ -70,16 +75,16 @@ def step_candidates(workload: str) -> tuple[Candidate, ...]:
   """The whole-step candidates; targets: Hessian-free 1.05 on charlm, hvp 3."""
   free = 1.05 if workload == "charlm" else None
   return (
-      ADAMW,
-      metaoptimize_candidate("scalar", "lion", target=free),
-      metaoptimize_candidate("scalar", "adam", target=free),
-      metaoptimize_candidate("per_layer", "lion", target=free),
-      metaoptimize_candidate("per_layer", "adam", target=free),
-      metaoptimize_candidate("per_weight", "lion"),
-      metaoptimize_candidate("per_weight", "adam"),
-      metaoptimize_candidate("scalar", "lion", "hvp", target=3.0),
-      metaoptimize_candidate("per_layer", "lion", "hvp", target=3.0),
-      *PEERS,
+    ADAMW,
+    metaoptimize_candidate("scalar", "lion", target=free),
+    metaoptimize_candidate("scalar", "adam", target=free),
+    metaoptimize_candidate("per_layer", "lion", target=free),
+    metaoptimize_candidate("per_layer", "adam", target=free),
+    metaoptimize_candidate("per_weight", "lion"),
+    metaoptimize_candidate("per_weight", "adam"),
+    metaoptimize_candidate("scalar", "lion", "hvp", target=3.0),
+    metaoptimize_candidate("per_layer", "lion", "hvp", target=3.0),
+    *PEERS,
   )
 
 
@@ -141,8 +146,10 @@ def xla_costs(compiled: Any) -> dict[str, float]:
   if isinstance(costs, (list, tuple)):  # Older jax: one dict per device.
     costs = costs[0] if costs else {}
   costs = costs or {}
-  return {"flops": float(costs.get("flops", float("nan"))),
-          "bytes": float(costs.get("bytes accessed", float("nan")))}
+  return {
+    "flops": float(costs.get("flops", float("nan"))),
+    "bytes": float(costs.get("bytes accessed", float("nan"))),
+  }
 
 
 def compile_stepper(step: Callable, carry: tuple, args: tuple) -> tuple[timing.Stepper, dict]:
@@ -151,32 +158,40 @@ def compile_stepper(step: Callable, carry: tuple, args: tuple) -> tuple[timing.S
   return timing.Stepper(compiled, carry, args), xla_costs(compiled)
 
 
-def _row(section: str, setting: str, candidate: Candidate, t: timing.Timing, state: int,
-         base_state: int, params_bytes: int, costs: Mapping[str, float],
-         base_costs: Mapping[str, float]) -> dict[str, Any]:
+def _row(
+  section: str,
+  setting: str,
+  candidate: Candidate,
+  t: timing.Timing,
+  state: int,
+  base_state: int,
+  params_bytes: int,
+  costs: Mapping[str, float],
+  base_costs: Mapping[str, float],
+) -> dict[str, Any]:
   q1, q3 = t.ratio_quartiles
   ratio = lambda key: costs[key] / base_costs[key] if base_costs[key] else float("nan")
   return {
-      "section": section,
-      "setting": setting,
-      "optimizer": candidate.label,
-      "registry": {"name": candidate.name, **candidate.params},
-      "ms_per_step": 1e3 * t.median_seconds,
-      "ratio": t.ratio,
-      "ratio_q1": q1,
-      "ratio_q3": q3,
-      "ratios": list(t.ratios),
-      "state_bytes": state,
-      "state_ratio": state / base_state if base_state else float("nan"),
-      "extra_state_bytes": state - base_state,
-      "extra_state": memory.extra_text(state - base_state, params_bytes),
-      "params_bytes": params_bytes,
-      "xla_bytes": costs["bytes"],
-      "xla_flops": costs["flops"],
-      "xla_bytes_ratio": ratio("bytes"),
-      "xla_flops_ratio": ratio("flops"),
-      "target": candidate.target,
-      "met": None if candidate.target is None else bool(t.ratio <= candidate.target),
+    "section": section,
+    "setting": setting,
+    "optimizer": candidate.label,
+    "registry": {"name": candidate.name, **candidate.params},
+    "ms_per_step": 1e3 * t.median_seconds,
+    "ratio": t.ratio,
+    "ratio_q1": q1,
+    "ratio_q3": q3,
+    "ratios": list(t.ratios),
+    "state_bytes": state,
+    "state_ratio": state / base_state if base_state else float("nan"),
+    "extra_state_bytes": state - base_state,
+    "extra_state": memory.extra_text(state - base_state, params_bytes),
+    "params_bytes": params_bytes,
+    "xla_bytes": costs["bytes"],
+    "xla_flops": costs["flops"],
+    "xla_bytes_ratio": ratio("bytes"),
+    "xla_flops_ratio": ratio("flops"),
+    "target": candidate.target,
+    "met": None if candidate.target is None else bool(t.ratio <= candidate.target),
   }
 
 
@@ -188,9 +203,15 @@ def _check(candidates: Sequence[Candidate]) -> None:
     raise ValueError(f"candidate labels must be distinct, got {labels}")
 
 
-def update_suite(num_params: int, candidates: Sequence[Candidate] = UPDATE_CANDIDATES, *,
-                 rounds: int = 7, min_seconds: float = 0.2, memory_budget: int = 3 << 30,
-                 seed: int = 0) -> list[dict[str, Any]]:
+def update_suite(
+  num_params: int,
+  candidates: Sequence[Candidate] = UPDATE_CANDIDATES,
+  *,
+  rounds: int = 7,
+  min_seconds: float = 0.2,
+  memory_budget: int = 3 << 30,
+  seed: int = 0,
+) -> list[dict[str, Any]]:
   """Times ``tx.update`` + ``apply_updates`` on a synthetic tree of ``num_params`` values.
 
   Candidates are timed in groups that fit ``memory_budget`` bytes (params and
@@ -211,18 +232,38 @@ def update_suite(num_params: int, candidates: Sequence[Candidate] = UPDATE_CANDI
       p = fresh_copy(params)
       tx = optimizers[label].tx
       steppers[label], costs[label] = compile_stepper(
-          update_step(tx), (p, fresh_copy(tx.init(p))), (grads,))
-    timings = timing.merge([timings, timing.time_alternately(
-        steppers, BASELINE, rounds=rounds, min_seconds=min_seconds)])
+        update_step(tx), (p, fresh_copy(tx.init(p))), (grads,)
+      )
+    timings = timing.merge(
+      [timings, timing.time_alternately(steppers, BASELINE, rounds=rounds, min_seconds=min_seconds)]
+    )
     del steppers
   setting = f"{trees.describe(trees.count(params))} in {len(jax.tree.leaves(params))} leaves"
-  return [_row("update", setting, c, timings[c.label], states[c.label], states[BASELINE],
-               params_bytes, costs[c.label], costs[BASELINE]) for c in candidates]
+  return [
+    _row(
+      "update",
+      setting,
+      c,
+      timings[c.label],
+      states[c.label],
+      states[BASELINE],
+      params_bytes,
+      costs[c.label],
+      costs[BASELINE],
+    )
+    for c in candidates
+  ]
 
 
-def step_suite(workload: str | Workload, candidates: Sequence[Candidate] | None = None, *,
-               rounds: int = 7, min_seconds: float = 0.2, seed: int = 0,
-               workload_options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+def step_suite(
+  workload: str | Workload,
+  candidates: Sequence[Candidate] | None = None,
+  *,
+  rounds: int = 7,
+  min_seconds: float = 0.2,
+  seed: int = 0,
+  workload_options: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
   """Times one whole jitted train step of a workload under every candidate.
 
   Args:
@@ -250,8 +291,21 @@ def step_suite(workload: str | Workload, candidates: Sequence[Candidate] | None 
     p = fresh_copy(params)
     carry = (p, fresh_copy(model_state), fresh_copy(optimizer.tx.init(p)))
     steppers[label], costs[label] = compile_stepper(
-        train_step(workload.loss, optimizer), carry, (batch,))
+      train_step(workload.loss, optimizer), carry, (batch,)
+    )
   timings = timing.time_alternately(steppers, BASELINE, rounds=rounds, min_seconds=min_seconds)
   setting = f"{workload.name} ({trees.describe(trees.count(params))} params)"
-  return [_row("step", setting, c, timings[c.label], states[c.label], states[BASELINE],
-               params_bytes, costs[c.label], costs[BASELINE]) for c in candidates]
+  return [
+    _row(
+      "step",
+      setting,
+      c,
+      timings[c.label],
+      states[c.label],
+      states[BASELINE],
+      params_bytes,
+      costs[c.label],
+      costs[BASELINE],
+    )
+    for c in candidates
+  ]

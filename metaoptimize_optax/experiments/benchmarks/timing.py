@@ -72,16 +72,16 @@ class Timing:
     return q[0], q[2]
 
 
-def steps_for(stepper: Callable[[int], float], min_seconds: float,
-              max_steps: int = 10_000) -> int:
+def steps_for(stepper: Callable[[int], float], min_seconds: float, max_steps: int = 10_000) -> int:
   """Warms ``stepper`` up (compiling it) and returns how many steps take ``min_seconds``."""
   stepper(1)  # Compiles.
   per_step = stepper(1)
   return max(1, min(max_steps, math.ceil(min_seconds / max(per_step, 1e-9))))
 
 
-def time_alternately(steppers: Mapping[str, Callable[[int], float]], baseline: str, *,
-                     rounds: int, min_seconds: float) -> dict[str, Timing]:
+def time_alternately(
+  steppers: Mapping[str, Callable[[int], float]], baseline: str, *, rounds: int, min_seconds: float
+) -> dict[str, Timing]:
   """Times every stepper against the baseline, ``rounds`` times.
 
   Each round measures ``baseline, c1, baseline, c2, baseline, ...``; each
@@ -101,7 +101,7 @@ def time_alternately(steppers: Mapping[str, Callable[[int], float]], baseline: s
   for r in range(rounds):
     before = run(baseline)
     seconds[baseline].append(before)
-    for name in (others if r % 2 == 0 else others[::-1]):
+    for name in others if r % 2 == 0 else others[::-1]:
       t = run(name)
       after = run(baseline)
       seconds[name].append(t)

@@ -39,13 +39,15 @@ def synthetic_params(num_params: int, seed: int = 0) -> dict:
     return jnp.asarray(rng.standard_normal(shape, dtype=np.float32) / math.sqrt(shape[0]))
 
   return {
-      f"layer{i}": {
-          "attention": {"qkv": normal(d, 3 * d), "out": normal(d, d)},
-          "mlp": {"up": {"kernel": normal(d, 4 * d), "bias": jnp.zeros(4 * d)},
-                  "down": {"kernel": normal(4 * d, d), "bias": jnp.zeros(d)}},
-          "norm": {"attention": jnp.ones(d), "mlp": jnp.ones(d)},
-      }
-      for i in range(num_layers)
+    f"layer{i}": {
+      "attention": {"qkv": normal(d, 3 * d), "out": normal(d, d)},
+      "mlp": {
+        "up": {"kernel": normal(d, 4 * d), "bias": jnp.zeros(4 * d)},
+        "down": {"kernel": normal(4 * d, d), "bias": jnp.zeros(d)},
+      },
+      "norm": {"attention": jnp.ones(d), "mlp": jnp.ones(d)},
+    }
+    for i in range(num_layers)
   }
 
 
@@ -53,7 +55,8 @@ def synthetic_grads(params: dict, seed: int = 1) -> dict:
   """Gradient-like values (zero mean, scale 1e-2) shaped like ``params``."""
   rng = np.random.default_rng(seed)
   return jax.tree.map(
-      lambda p: jnp.asarray(1e-2 * rng.standard_normal(p.shape, dtype=np.float32)), params)
+    lambda p: jnp.asarray(1e-2 * rng.standard_normal(p.shape, dtype=np.float32)), params
+  )
 
 
 def count(tree) -> int:

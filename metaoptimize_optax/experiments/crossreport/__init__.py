@@ -8,8 +8,8 @@
 """
 
 from metaoptimize_optax.experiments.crossreport.command import (
-    add_report_subcommand,
-    write_cross_report,
+  add_report_subcommand,
+  write_cross_report,
 )
 
 __all__ = ["add_report_subcommand", "write_cross_report"]

@@ -27,36 +27,58 @@ ROBUSTNESS_FILES = ("robustness.md", "robustness.json", "robustness.png")
 def add_report_subcommand(sub: Any) -> None:
   """Adds ``report`` to the subparsers ``sub`` of ``metaoptimize-optax``."""
   p = sub.add_parser(
-      "report", help="one report across several results directories (workloads)",
-      description="Gather the results directories of several compare runs (one per workload) "
-                  "into quality.md / quality.json (the final loss, and accuracy, of every "
-                  "method on every workload: mean ± std over seeds, the best of each row in "
-                  "bold), quality_by_method.md (the same, one row per method), "
-                  "learning_rates.png (the learned rates, one panel per workload) and, for a "
-                  "directory with a MetaOptimize learning-rate sweep (e.g. "
-                  "configs/robustness.yaml), robustness.md / .json / .png (final loss against "
-                  "the initial learning rate, next to AdamW's against its fixed rate).")
-  p.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR",
-                 help="results directories made by compare (or run), one per workload")
-  p.add_argument("--output-dir", default="results/report",
-                 help="where to write the report (default results/report)")
-  p.add_argument("--methods", action="append", metavar="NAME,NAME,...",
-                 help="the methods (display names) of the tables, in this order; default: "
-                      "all, in order of first appearance; repeatable")
-  p.add_argument("--lr-methods", action="append", metavar="NAME,NAME,...",
-                 help="the MetaOptimize methods of learning_rates.png; default: those of the "
-                      "tables; repeatable")
-  p.add_argument("--loss", choices=("held-out", "train"), default="held-out",
-                 help="the final loss of the tables and the robustness plot: the held-out "
-                      "(test) loss when the workload has one (default), or the training loss")
+    "report",
+    help="one report across several results directories (workloads)",
+    description="Gather the results directories of several compare runs (one per workload) "
+    "into quality.md / quality.json (the final loss, and accuracy, of every "
+    "method on every workload: mean ± std over seeds, the best of each row in "
+    "bold), quality_by_method.md (the same, one row per method), "
+    "learning_rates.png (the learned rates, one panel per workload) and, for a "
+    "directory with a MetaOptimize learning-rate sweep (e.g. "
+    "configs/robustness.yaml), robustness.md / .json / .png (final loss against "
+    "the initial learning rate, next to AdamW's against its fixed rate).",
+  )
+  p.add_argument(
+    "results_dirs",
+    nargs="+",
+    metavar="RESULTS_DIR",
+    help="results directories made by compare (or run), one per workload",
+  )
+  p.add_argument(
+    "--output-dir",
+    default="results/report",
+    help="where to write the report (default results/report)",
+  )
+  p.add_argument(
+    "--methods",
+    action="append",
+    metavar="NAME,NAME,...",
+    help="the methods (display names) of the tables, in this order; default: "
+    "all, in order of first appearance; repeatable",
+  )
+  p.add_argument(
+    "--lr-methods",
+    action="append",
+    metavar="NAME,NAME,...",
+    help="the MetaOptimize methods of learning_rates.png; default: those of the tables; repeatable",
+  )
+  p.add_argument(
+    "--loss",
+    choices=("held-out", "train"),
+    default="held-out",
+    help="the final loss of the tables and the robustness plot: the held-out "
+    "(test) loss when the workload has one (default), or the training loss",
+  )
   p.add_argument("-v", "--verbose", action="store_true", help="log more")
 
 
-def write_cross_report(results_dirs: Sequence[str | pathlib.Path],
-                       output_dir: str | pathlib.Path,
-                       methods: Sequence[str] | None = None,
-                       lr_methods: Sequence[str] | None = None,
-                       loss: str = "held-out") -> tuple[str, list[str]]:
+def write_cross_report(
+  results_dirs: Sequence[str | pathlib.Path],
+  output_dir: str | pathlib.Path,
+  methods: Sequence[str] | None = None,
+  lr_methods: Sequence[str] | None = None,
+  loss: str = "held-out",
+) -> tuple[str, list[str]]:
   """Writes the report of ``results_dirs`` to ``output_dir``.
 
   Args:
@@ -75,21 +97,26 @@ def write_cross_report(results_dirs: Sequence[str | pathlib.Path],
       directory among them, or an unknown method.
   """
   from metaoptimize_optax.experiments.crossreport import (
-      learning_rates,
-      loading,
-      quality,
-      robustness,
+    learning_rates,
+    loading,
+    quality,
+    robustness,
   )
 
   out = pathlib.Path(output_dir)
   if out.resolve() in {pathlib.Path(d).resolve() for d in results_dirs}:
-    raise ConfigError(f"--output-dir {str(out)!r} is one of the results directories; "
-                      "write the report elsewhere (it would replace learning_rates.png).")
+    raise ConfigError(
+      f"--output-dir {str(out)!r} is one of the results directories; "
+      "write the report elsewhere (it would replace learning_rates.png)."
+    )
   workloads = loading.load_workloads(results_dirs, loss)
   columns = loading.select(methods, loading.all_methods(workloads), "--methods")
   mo_methods = loading.metaoptimize_methods(workloads)
-  drawn = (loading.select(lr_methods, mo_methods, "--lr-methods", "MetaOptimize methods")
-           if lr_methods is not None else [m for m in columns if m in mo_methods])
+  drawn = (
+    loading.select(lr_methods, mo_methods, "--lr-methods", "MetaOptimize methods")
+    if lr_methods is not None
+    else [m for m in columns if m in mo_methods]
+  )
 
   out.mkdir(parents=True, exist_ok=True)
   data = quality.quality(workloads, columns)
@@ -97,8 +124,7 @@ def write_cross_report(results_dirs: Sequence[str | pathlib.Path],
   (out / "quality.json").write_text(json.dumps(data, indent=2) + "\n")
   (out / "quality.md").write_text(text)
   (out / "quality_by_method.md").write_text(quality.markdown(data, by_method=True))
-  learning_rates.plot_learning_rates(workloads, drawn).savefig(out / "learning_rates.png",
-                                                               dpi=110)
+  learning_rates.plot_learning_rates(workloads, drawn).savefig(out / "learning_rates.png", dpi=110)
   written = ["quality.md", "quality.json", "quality_by_method.md", "learning_rates.png"]
 
   sweeps = robustness.robustness(workloads)
@@ -118,9 +144,13 @@ def run(args: argparse.Namespace) -> int:
   """Runs ``report`` with parsed arguments; returns the exit status."""
   from metaoptimize_optax.experiments.crossreport import loading
 
-  text, written = write_cross_report(args.results_dirs, args.output_dir,
-                                     loading.parse_names(args.methods),
-                                     loading.parse_names(args.lr_methods), args.loss)
+  text, written = write_cross_report(
+    args.results_dirs,
+    args.output_dir,
+    loading.parse_names(args.methods),
+    loading.parse_names(args.lr_methods),
+    args.loss,
+  )
   print(text)
   print(f"wrote {args.output_dir}/{{{', '.join(written)}}}")
   return 0

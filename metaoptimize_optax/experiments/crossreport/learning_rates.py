@@ -31,9 +31,10 @@ def block_curves(runs: Sequence[RunRecords]) -> dict[str, Curve]:
       for block, rate in (r.get("learning_rate") or {}).items():
         if rate is not None and rate > 0:
           logs.setdefault(block, {}).setdefault(r["step"], []).append(math.log(rate))
-  return {block: (np.asarray(sorted(by_step)),
-                  np.exp([np.mean(by_step[s]) for s in sorted(by_step)]))
-          for block, by_step in logs.items()}
+  return {
+    block: (np.asarray(sorted(by_step)), np.exp([np.mean(by_step[s]) for s in sorted(by_step)]))
+    for block, by_step in logs.items()
+  }
 
 
 def mean_over_blocks(curves: Mapping[str, Curve]) -> Curve:
@@ -67,17 +68,18 @@ def plot_learning_rates(workloads: Sequence[WorkloadResults], methods: Sequence[
       ax.set_yscale("log")
       ax.legend(fontsize=7, ncol=2 if drawn > 8 else 1)
     else:
-      ax.text(0.5, 0.5, "no MetaOptimize runs", ha="center", va="center",
-              transform=ax.transAxes)
+      ax.text(0.5, 0.5, "no MetaOptimize runs", ha="center", va="center", transform=ax.transAxes)
     seeds = len(workload.config.seeds)
-    ax.set_title(f"{workload.label} ({workload.config.steps} steps, {seeds} seed(s))",
-                 fontsize=10)
+    ax.set_title(f"{workload.label} ({workload.config.steps} steps, {seeds} seed(s))", fontsize=10)
     ax.set_xlabel("step")
     ax.set_ylabel("learning rate")
     ax.grid(alpha=0.3, which="both")
   if not workloads:
     axes[0].text(0.5, 0.5, "no results", ha="center", va="center")
-  fig.suptitle("Learned learning rates, geometric mean over seeds\n"
-               "several blocks: thick = their geometric mean, thin = each block", fontsize=10)
+  fig.suptitle(
+    "Learned learning rates, geometric mean over seeds\n"
+    "several blocks: thick = their geometric mean, thin = each block",
+    fontsize=10,
+  )
   fig.tight_layout()
   return fig

@@ -62,11 +62,18 @@ class Sweep:
   def to_dict(self) -> dict[str, Any]:
     """The sweep as data, with its best rate and spread (see :func:`spread`)."""
     best = best_point(self)
-    return {"label": self.label, "name": self.name, "parameter": self.parameter,
-            "settings": dict(self.settings), "metaoptimize": self.metaoptimize,
-            "best_rate": None if best is None else best.rate, "spread": spread(self),
-            "points": [{"rate": p.rate, "method": p.method, "point": p.point, **p.cell}
-                       for p in self.points]}
+    return {
+      "label": self.label,
+      "name": self.name,
+      "parameter": self.parameter,
+      "settings": dict(self.settings),
+      "metaoptimize": self.metaoptimize,
+      "best_rate": None if best is None else best.rate,
+      "spread": spread(self),
+      "points": [
+        {"rate": p.rate, "method": p.method, "point": p.point, **p.cell} for p in self.points
+      ],
+    }
 
 
 def rate_parameter(res: OptimizerResults) -> str:
@@ -83,9 +90,12 @@ def _rate(params: Mapping[str, Any], parameter: str) -> float | None:
 
 def point_cell(point: PointResults, metric: str, of: int) -> quality.Cell:
   """The final ``metric`` of one grid point over its seeds, as a quality cell."""
-  return quality.stat_cell(reports.final_stats(point.runs).get(metric), of,
-                           sum(r.status == "finished" for r in point.runs),
-                           sum(r.diverged is not None for r in point.runs))
+  return quality.stat_cell(
+    reports.final_stats(point.runs).get(metric),
+    of,
+    sum(r.status == "finished" for r in point.runs),
+    sum(r.diverged is not None for r in point.runs),
+  )
 
 
 def _common_words(names: Sequence[str]) -> str:
@@ -113,23 +123,39 @@ def find_sweeps(workload: WorkloadResults) -> list[Sweep]:
         continue
       settings = {k: v for k, v in point.point.params.items() if k != parameter}
       key = (res.optimizer.name, parameter, json.dumps(settings, sort_keys=True, default=str))
-      family = families.setdefault(key, {"settings": settings, "mo": res.is_metaoptimize,
-                                         "methods": [], "points": {}})
+      family = families.setdefault(
+        key, {"settings": settings, "mo": res.is_metaoptimize, "methods": [], "points": {}}
+      )
       family["methods"] = list(dict.fromkeys([*family["methods"], res.optimizer.display_name]))
-      family["points"].setdefault(rate, SweepPoint(rate, res.optimizer.display_name,
-                                                   point.point.label,
-                                                   point_cell(point, metric, of)))
+      family["points"].setdefault(
+        rate,
+        SweepPoint(
+          rate, res.optimizer.display_name, point.point.label, point_cell(point, metric, of)
+        ),
+      )
   sweeps = []
   for (name, parameter, _), f in families.items():
     if len(f["points"]) < 2:
       continue
     methods = f["methods"]
     label = methods[0] if len(methods) == 1 else (_common_words(methods) or name)
-    sweeps.append(Sweep(label, name, parameter, f["settings"], f["mo"],
-                        tuple(f["points"][r] for r in sorted(f["points"]))))
+    sweeps.append(
+      Sweep(
+        label,
+        name,
+        parameter,
+        f["settings"],
+        f["mo"],
+        tuple(f["points"][r] for r in sorted(f["points"])),
+      )
+    )
   labels = [s.label for s in sweeps]
-  return [s if labels.count(s.label) == 1 else dataclasses.replace(
-      s, label=f"{s.label} [{s.name}: {_settings_text(s.settings)}]") for s in sweeps]
+  return [
+    s
+    if labels.count(s.label) == 1
+    else dataclasses.replace(s, label=f"{s.label} [{s.name}: {_settings_text(s.settings)}]")
+    for s in sweeps
+  ]
 
 
 def has_robustness_sweep(sweeps: Sequence[Sweep]) -> bool:
@@ -157,8 +183,14 @@ def robustness(workloads: Sequence[WorkloadResults]) -> dict[str, Any]:
   for w in workloads:
     sweeps = find_sweeps(w)
     if has_robustness_sweep(sweeps):
-      out.append({"workload": w.label, "results_dir": w.results_dir, "metric": w.loss_metric,
-                  "sweeps": [s.to_dict() for s in sweeps]})
+      out.append(
+        {
+          "workload": w.label,
+          "results_dir": w.results_dir,
+          "metric": w.loss_metric,
+          "sweeps": [s.to_dict() for s in sweeps],
+        }
+      )
   return {"workloads": out}
 
 
@@ -181,8 +213,7 @@ def table(entry: Mapping[str, Any]) -> str:
     lines.append(f"| {rate:g} | " + " | ".join(cells) + " |")
   best = [quality.MISSING if s["best_rate"] is None else f"{s['best_rate']:g}" for s in sweeps]
   lines.append("| best rate | " + " | ".join(best) + " |")
-  spreads = ["∞ (a rate diverged)" if s["spread"] is None else f"{s['spread']:.4g}"
-             for s in sweeps]
+  spreads = ["∞ (a rate diverged)" if s["spread"] is None else f"{s['spread']:.4g}" for s in sweeps]
   lines.append("| worst − best | " + " | ".join(spreads) + " |")
   return "\n".join(lines)
 
@@ -190,16 +221,25 @@ def table(entry: Mapping[str, Any]) -> str:
 def markdown(data: Mapping[str, Any]) -> str:
   """The whole ``robustness.md``."""
   parts = [
-      "# Robustness to the learning rate", "",
-      "The final loss (mean ± standard deviation over seeds) against the learning rate: "
-      "MetaOptimize's initial learning rate, the others' fixed (or peak) learning rate. "
-      "MetaOptimize learns its rate from the starting one, so its final loss should vary "
-      "little with it, where a fixed rate's does (the paper's Fig. 2). **bold**: the best "
-      "rate of each method (among those that finished every seed); worst − best: the range "
-      "of the final loss over the rates.", ""]
+    "# Robustness to the learning rate",
+    "",
+    "The final loss (mean ± standard deviation over seeds) against the learning rate: "
+    "MetaOptimize's initial learning rate, the others' fixed (or peak) learning rate. "
+    "MetaOptimize learns its rate from the starting one, so its final loss should vary "
+    "little with it, where a fixed rate's does (the paper's Fig. 2). **bold**: the best "
+    "rate of each method (among those that finished every seed); worst − best: the range "
+    "of the final loss over the rates.",
+    "",
+  ]
   for entry in data["workloads"]:
-    parts += [f"## {entry['workload']}: final {entry['metric'].replace('_', ' ')}", "",
-              f"From `{entry['results_dir']}`.", "", table(entry), ""]
+    parts += [
+      f"## {entry['workload']}: final {entry['metric'].replace('_', ' ')}",
+      "",
+      f"From `{entry['results_dir']}`.",
+      "",
+      table(entry),
+      "",
+    ]
   parts += ["![robustness](robustness.png)", ""]
   return "\n".join(parts)
 
@@ -207,21 +247,45 @@ def markdown(data: Mapping[str, Any]) -> str:
 def _draw(ax: Any, sweep: Mapping[str, Any], color: Any) -> list[float]:
   """Draws one sweep; returns the finite means drawn."""
   pts = [p for p in sweep["points"] if p["mean"] is not None]
-  style = ({"linestyle": "-", "marker": "o", "linewidth": 2.0} if sweep["metaoptimize"]
-           else {"linestyle": "--", "marker": "s", "linewidth": 1.3})
+  style = (
+    {"linestyle": "-", "marker": "o", "linewidth": 2.0}
+    if sweep["metaoptimize"]
+    else {"linestyle": "--", "marker": "s", "linewidth": 1.3}
+  )
   if pts:
-    ax.errorbar([p["rate"] for p in pts], [p["mean"] for p in pts],
-                yerr=[p["std"] for p in pts], color=color, capsize=3,
-                label=_column(sweep), **style)
+    ax.errorbar(
+      [p["rate"] for p in pts],
+      [p["mean"] for p in pts],
+      yerr=[p["std"] for p in pts],
+      color=color,
+      capsize=3,
+      label=_column(sweep),
+      **style,
+    )
     partial = [p for p in pts if p["status"] == "partial"]
     if partial:
-      ax.plot([p["rate"] for p in partial], [p["mean"] for p in partial], linestyle="none",
-              marker=style["marker"], markerfacecolor="white", color=color, zorder=5)
+      ax.plot(
+        [p["rate"] for p in partial],
+        [p["mean"] for p in partial],
+        linestyle="none",
+        marker=style["marker"],
+        markerfacecolor="white",
+        color=color,
+        zorder=5,
+      )
   failed = [p["rate"] for p in sweep["points"] if p["mean"] is None]
   if failed:  # At the top of the panel: x in data, y in axes coordinates.
-    ax.plot(failed, [0.97] * len(failed), linestyle="none", marker="x", markersize=9,
-            color=color, transform=ax.get_xaxis_transform(), clip_on=False,
-            label=None if pts else _column(sweep))
+    ax.plot(
+      failed,
+      [0.97] * len(failed),
+      linestyle="none",
+      marker="x",
+      markersize=9,
+      color=color,
+      transform=ax.get_xaxis_transform(),
+      clip_on=False,
+      label=None if pts else _column(sweep),
+    )
   return [p["mean"] for p in pts]
 
 
@@ -243,8 +307,10 @@ def plot_robustness(data: Mapping[str, Any]) -> Figure:
     ax.legend(fontsize=7)
   if not entries:
     axes[0].text(0.5, 0.5, "no sweeps", ha="center", va="center")
-  fig.suptitle("Final loss against the learning rate, mean ± std over seeds\n"
-               "open marker: some seeds did not finish; x: none did", fontsize=10)
+  fig.suptitle(
+    "Final loss against the learning rate, mean ± std over seeds\n"
+    "open marker: some seeds did not finish; x: none did",
+    fontsize=10,
+  )
   fig.tight_layout()
   return fig
-
