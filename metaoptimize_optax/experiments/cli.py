@@ -14,6 +14,12 @@
 The whole config is validated (keys, workload and its data, every optimizer and
 grid point, the output directory) before anything is written or trained; a bad
 config gets one message on stderr and exit status 2.
+
+A config's workload may be a user's ``"package.module:factory"`` (returning a
+``Workload``) and an optimizer any ``optax.<alias>`` (see the README). ``--set
+KEY=VALUE`` overrides config values; the console's first line, ``config.yaml`` and
+the summary describe the config after them. The "final training loss" printed for
+each run is :func:`.results.final_train_loss`, the figure the table shows.
 """
 
 from __future__ import annotations
