@@ -3,7 +3,8 @@
 A config names one workload, a training budget and the optimizers to compare::
 
   description: MetaOptimize against tuned peers on MNIST-1D.
-  workload: {name: mnist1d_mlp, options: {}}   # options go to get_workload
+  workload: {name: mnist1d_mlp, options: {}}   # options go to get_workload; or a user's
+                                               # factory: {name: "my_module:factory", ...}
   steps: 2000              # required: the budget of every run
   seeds: 3                 # a count (0, 1, 2) or a list of seeds; default 1
   log_every: 50            # training metrics (mean over the interval); default steps // 100
@@ -14,6 +15,7 @@ A config names one workload, a training budget and the optimizers to compare::
   data_parallel: true      # split the batch over all visible devices
   optimizers:              # display name -> registry name and parameters
     MetaOptimize: {name: metaoptimize, base: adamw, meta: lion, initial_learning_rate: 1.0e-4}
+    Adafactor: {name: optax.adafactor, learning_rate: 1.0e-2}   # any Optax alias
     AdamW (tuned):
       name: adamw
       grid: {learning_rate: [1.0e-3, 3.0e-3, 1.0e-2]}   # every point, same budget
