@@ -47,14 +47,20 @@ def _key_name(key: Any) -> str:
   return str(key)
 
 
+def is_nnx_variable(x: Any) -> bool:
+  """A Flax NNX variable (a pytree node around one array); flax is not imported."""
+  return type(x).__module__.startswith("flax.nnx") and hasattr(x, "get_value")
+
+
 def per_layer_labels(tree: Any) -> Any:
   """Labels each leaf with the '/'-joined path of its parent node.
 
   Leaves under one parent (a Dense layer's kernel and bias) share a label;
-  leaves directly under the root are labelled ``""``.
+  leaves directly under the root are labelled ``""``. A Flax NNX variable
+  (``nnx.Param``) counts as one leaf.
   """
   return jax.tree_util.tree_map_with_path(
-    lambda path, _: "/".join(_key_name(k) for k in path[:-1]), tree
+    lambda path, _: "/".join(_key_name(k) for k in path[:-1]), tree, is_leaf=is_nnx_variable
   )
 
 

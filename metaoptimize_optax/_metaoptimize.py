@@ -130,6 +130,13 @@ def scaled_base_step(
   kappa = theta.pop(_meta_parameters.WEIGHT_DECAY, weight_decay)
   base_state = _meta_parameters.inject(base_state, theta)
   u, base_state = base.update(grads, base_state, params, **extra_args)
+  if jax.tree.structure(u) != lay.treedef:
+    raise ValueError(
+      f"metaoptimize: the base returned updates of tree structure {jax.tree.structure(u)}, "
+      f"not that of the gradients, {lay.treedef}; the base must return updates shaped like "
+      "the gradients. Wrappers whose params are a container of their own (optax.lookahead's "
+      "LookaheadParams) go around MetaOptimize instead: optax.lookahead(mo.adamw(...), ...)."
+    )
   alpha = _blocks.leafwise(lay, jax.tree.map(jnp.exp, log_lr))
   u = lay.treedef.flatten_up_to(u)
   w = [None] * len(u) if params is None else lay.treedef.flatten_up_to(params)
@@ -258,10 +265,13 @@ def metaoptimize(
   _validation.check_number("weight_decay", weight_decay, "a finite number >= 0", lambda x: x >= 0)
   _validation.check_gamma(gamma)
   _validation.check_learning_rate_range(initial_learning_rate, min_learning_rate, max_learning_rate)
+  _validation.check_static("initial_learning_rate", initial_learning_rate, "it only sets the start")
   _validation.check_choice("hessian", hessian, HESSIAN_KINDS)
   _check_blocks_for(hessian, blocks)
   _validation.check_float_dtype("trace_dtype", trace_dtype)
   spaces = _meta_parameters.check_spaces(meta_parameters, weight_decay)
+  if _meta_parameters.WEIGHT_DECAY in spaces:
+    _validation.check_static("weight_decay", weight_decay, "it only sets the learned decay's start")
 
   base = optax.with_extra_args_support(base)
   meta = optax.with_extra_args_support(meta)
@@ -320,7 +330,7 @@ def metaoptimize(
   ) -> tuple[optax.Updates, MetaOptimizeState]:
     grads = updates
     value_fn = extra_args.get("value_fn")
-    _check_update_args(hessian, decays, bool(spaces), params, value_fn)
+    _check_update_args(hessian, decays, bool(spaces), grads, params, value_fn)
     lay = _blocks.layout(blocks, grads)
     g = lay.treedef.flatten_up_to(grads)
     log_lr = state.log_learning_rate
@@ -394,8 +404,15 @@ def metaoptimize(
 
 
 def _check_update_args(
-  hessian: Hessian, decays: bool, learns: bool, params: Any, value_fn: Any
+  hessian: Hessian, decays: bool, learns: bool, grads: Any, params: Any, value_fn: Any
 ) -> None:
+  if params is not None and jax.tree.structure(params) != jax.tree.structure(grads):
+    raise ValueError(
+      f"metaoptimize: params of tree structure {jax.tree.structure(params)} do not match "
+      f"the updates' {jax.tree.structure(grads)}; MetaOptimize needs params shaped like the "
+      "gradients. A base whose params are a container of its own (optax.lookahead's "
+      "LookaheadParams) goes around MetaOptimize instead: optax.lookahead(mo.adamw(...), ...)."
+    )
   if params is None and (decays or learns or hessian == "hvp"):
     raise ValueError(
       "metaoptimize: update needs params (the third argument) when weight_decay "
@@ -450,12 +467,27 @@ def learning_rates(state: optax.OptState) -> Any:
 
 
 def find_state(state: optax.OptState) -> MetaOptimizeState:
-  """The one :class:`MetaOptimizeState` inside an Optax state tree."""
+  """The one :class:`MetaOptimizeState` inside an Optax state tree.
+
+  The leaves of a Flax ``nnx.Optimizer``'s ``opt_state`` (NNX variables) are
+  unwrapped to their arrays.
+
+  Raises:
+    ValueError: if ``state`` holds no MetaOptimize state, or several.
+  """
   is_mo = lambda x: isinstance(x, MetaOptimizeState)
   found = [x for x in jax.tree.leaves(state, is_leaf=is_mo) if is_mo(x)]
   if len(found) != 1:
+    hint = "pass the part of the state that holds the one you want."
+    if not found and any(
+      map(_blocks.is_nnx_variable, jax.tree.leaves(state, is_leaf=_blocks.is_nnx_variable))
+    ):
+      hint = (
+        "this looks like Flax NNX state, whose structure nnx.state() flattens: pass "
+        "optimizer.opt_state, or nnx.as_pure(optimizer.opt_state)."
+      )
     raise ValueError(
-      f"expected exactly one MetaOptimizeState in the optimizer state, found "
-      f"{len(found)}; pass the part of the state that holds the one you want."
+      f"expected exactly one MetaOptimizeState in the optimizer state, found {len(found)}; {hint}"
     )
-  return found[0]
+  unwrap = lambda x: x.get_value() if _blocks.is_nnx_variable(x) else x
+  return jax.tree.map(unwrap, found[0], is_leaf=_blocks.is_nnx_variable)

@@ -98,3 +98,13 @@ def check_float_dtype(name: str, dtype: Any) -> None:
     ok = False
   if not ok:
     raise ValueError(f"{name}={dtype!r} is invalid; expected None or a float dtype (jnp.float32).")
+
+
+def check_static(name: str, value: Any, why: str) -> None:
+  """Rejects a ``jax.Array`` (traced or injected) where only a Python number can take effect."""
+  if isinstance(value, jax.Array):
+    raise TypeError(
+      f"{name}={value!r} is a jax array, but {why}, so a changed value could never take "
+      f"effect; pass a Python number (under optax.inject_hyperparams, name {name!r} in "
+      "static_args)."
+    )

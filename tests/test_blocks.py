@@ -122,3 +122,16 @@ def test_presets_learn(preset, meta):
   _, state = train(preset(1e-3, meta=meta, meta_learning_rate=0.05), steps=6)
   lr = float(mo.learning_rates(state))
   assert np.isfinite(lr) and lr != pytest.approx(1e-3, rel=1e-4)
+
+
+def test_per_layer_counts_an_nnx_variable_as_one_leaf():
+  """NNX params are Variables (pytree nodes around the array): a layer is still one block."""
+  nnx = pytest.importorskip("flax.nnx")
+
+  class Net(nnx.Module):
+    def __init__(self, rngs):
+      self.a = nnx.Linear(2, 3, rngs=rngs)
+      self.b = nnx.Linear(3, 1, rngs=rngs)
+
+  optimizer = nnx.Optimizer(Net(nnx.Rngs(0)), mo.adamw(1e-3, blocks="per_layer"), wrt=nnx.Param)
+  assert set(mo.learning_rates(optimizer.opt_state)) == {"a", "b"}

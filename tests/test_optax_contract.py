@@ -63,7 +63,8 @@ def test_inject_hyperparams_same_updates_and_state():
   params, grads = params_and_grads()
   kwargs = dict(initial_learning_rate=1e-2, gamma=0.9, weight_decay=0.1)
   plain = mo.metaoptimize(optax.adam(1.0), **kwargs)
-  injected = optax.inject_hyperparams(mo.metaoptimize, static_args=("blocks", "hessian"))(
+  injected = optax.inject_hyperparams(
+      mo.metaoptimize, static_args=("blocks", "hessian", "initial_learning_rate"))(
       optax.adam(1.0), **kwargs)
   s1, s2 = plain.init(params), injected.init(params)
   update = jax.jit(injected.update)
@@ -165,7 +166,8 @@ def test_init_under_eval_shape(blocks):
 
 def test_learning_rates_found_in_nested_states():
   params, grads = params_and_grads()
-  tx = optax.MultiSteps(optax.chain(optax.clip(1.0), optax.inject_hyperparams(mo.metaoptimize)(
+  injected = optax.inject_hyperparams(mo.metaoptimize, static_args=("initial_learning_rate",))
+  tx = optax.MultiSteps(optax.chain(optax.clip(1.0), injected(
       optax.adam(1.0), initial_learning_rate=3e-3)), every_k_schedule=2)
   state = tx.init(params)
   assert float(mo.learning_rates(state)) == pytest.approx(3e-3, rel=1e-5)
@@ -206,3 +208,107 @@ def test_state_can_be_donated(blocks):
   for _ in range(3):
     params, state = step(params, state)
   assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state))
+
+
+FACTORIES = {
+    "metaoptimize": lambda: functools.partial(mo.metaoptimize, optax.adam(1.0)),
+    "adamw": lambda: mo.adamw,
+    "lion": lambda: mo.lion,
+    "sgdm": lambda: mo.sgdm,
+    "rmsprop": lambda: mo.rmsprop,
+    "sgd": lambda: mo.sgd,
+    "recommended": lambda: mo.recommended,
+}
+
+
+@pytest.mark.parametrize("name", [n for n in FACTORIES if n != "metaoptimize"])
+def test_every_factory_under_inject_hyperparams(name):
+  """Same updates as the plain call, and a changed hyperparameter takes effect."""
+  factory = FACTORIES[name]()
+  kwargs = {"total_steps": 100} if name == "recommended" else {"gamma": 0.9}
+  static = ("initial_learning_rate", "total_steps") if name == "recommended" else (
+      "initial_learning_rate",)
+  params, grads = params_and_grads()
+  plain = factory(1e-2, weight_decay=0.1, **kwargs)
+  injected = optax.inject_hyperparams(factory, static_args=static)(
+      1e-2, weight_decay=0.1, **kwargs)
+  p1, s1 = run(plain, params, grads)
+  p2, s2 = run(injected, params, grads)
+  chex.assert_trees_all_close(p1, p2, rtol=1e-4)  # float32 hyperparameters vs Python floats
+  assert "weight_decay" in s2.hyperparams
+  s2.hyperparams["weight_decay"] = jnp.asarray(0.0)
+  u_changed, _ = injected.update(grads, s2, p2)
+  u_same, _ = plain.update(grads, s1, p1)
+  assert not np.allclose(u_changed["dense"]["kernel"], u_same["dense"]["kernel"])
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_injected_initial_learning_rate_is_refused(name):
+  """It only sets the start: a change mid-run could not take effect, so it must be static."""
+  factory = FACTORIES[name]()
+  kwargs = {"total_steps": 100} if name == "recommended" else {}
+  static = ("total_steps",) if name == "recommended" else ()
+  tx = optax.inject_hyperparams(factory, static_args=static)(initial_learning_rate=1e-3, **kwargs)
+  with pytest.raises(TypeError, match="initial_learning_rate=.* static_args"):
+    tx.init(params_and_grads()[0])
+
+
+def test_learned_weight_decay_start_cannot_be_injected():
+  tx = optax.inject_hyperparams(mo.adamw, static_args=("initial_learning_rate", "meta_parameters"))(
+      1e-3, weight_decay=0.1, meta_parameters={"weight_decay": "log"})
+  with pytest.raises(TypeError, match="weight_decay=.*learned decay's start"):
+    tx.init(params_and_grads()[0])
+
+
+def test_traced_total_steps_says_static_args():
+  tx = optax.inject_hyperparams(mo.recommended, static_args=("initial_learning_rate",))(
+      total_steps=400)
+  with pytest.raises(TypeError, match=r"total_steps=.*static_args=\('total_steps',\)"):
+    tx.init(params_and_grads()[0])
+
+
+def test_lookahead_as_base_is_refused_and_around_works():
+  params = optax.LookaheadParams.init_synced({"w": jnp.ones(3)})
+  grads = {"w": jnp.ones(3)}
+  inside = mo.metaoptimize(optax.lookahead(optax.adam(1.0), 2, 0.5))
+  with pytest.raises(ValueError, match=r"optax.lookahead\(mo.adamw\(...\), ...\)"):
+    inside.update(grads, inside.init(params), params)
+  around = optax.lookahead(mo.adamw(1e-2), sync_period=2, slow_step_size=0.5)
+  state = around.init(params)
+  for _ in range(3):
+    updates, state = around.update(grads, state, params)
+    params = optax.apply_updates(params, updates)
+  assert float(params.fast["w"][0]) < 1.0
+  assert float(mo.learning_rates(state)) != pytest.approx(1e-2, rel=1e-6)
+
+
+def test_learning_rates_of_nnx_optimizer_state():
+  nnx = pytest.importorskip("flax.nnx")
+  model = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
+  optimizer = nnx.Optimizer(model, mo.adamw(1e-3), wrt=nnx.Param)
+  lr = mo.learning_rates(optimizer.opt_state)
+  assert isinstance(lr, jax.Array) and float(lr) == pytest.approx(1e-3, rel=1e-6)
+  with pytest.raises(ValueError, match=r"Flax NNX state.*nnx.as_pure\(optimizer.opt_state\)"):
+    mo.learning_rates(nnx.state(optimizer))
+
+
+@pytest.mark.parametrize("hessian", ["free", "hvp"])
+def test_trace_dtype_float32_for_bfloat16_params(hessian):
+  params, grads = params_and_grads(jnp.bfloat16)
+  value_fn = lambda p: sum(jnp.sum(x.astype(jnp.float32) ** 2) for x in jax.tree.leaves(p))
+  extra = {"value_fn": value_fn} if hessian == "hvp" else {}
+  default = mo.adamw(1e-2, hessian=hessian, meta_parameters={"b1": "logit"})
+  wide = mo.adamw(1e-2, hessian=hessian, meta_parameters={"b1": "logit"},
+                  trace_dtype=jnp.float32)
+  _, s_default = run(default, params, grads, **extra)
+  p, s_wide = run(wide, params, grads, **extra)
+  assert {x.dtype for x in jax.tree.leaves(s_default.trace)} == {jnp.dtype(jnp.bfloat16)}
+  for tree in (s_wide.trace, s_wide.meta_parameters.trace):
+    assert {x.dtype for x in jax.tree.leaves(tree)} == {jnp.dtype(jnp.float32)}
+  assert {x.dtype for x in jax.tree.leaves(p)} == {jnp.dtype(jnp.bfloat16)}
+  assert float(jnp.abs(s_wide.trace["scale"]).max()) > 0
+
+
+def test_trace_dtype_rejected():
+  with pytest.raises(ValueError, match="trace_dtype='fast' is invalid"):
+    mo.adamw(trace_dtype="fast")
