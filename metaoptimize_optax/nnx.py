@@ -53,7 +53,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import jax
 import optax
@@ -62,7 +62,6 @@ from flax.nnx import graphlib
 
 __all__ = ["loss_and_grads", "step"]
 
-M = TypeVar("M", bound=nnx.Module)
 Params = Any  # An ``nnx.State`` of the ``wrt`` variables (pure arrays or variables).
 
 
