@@ -82,6 +82,9 @@ class Optimizer(NamedTuple):
   learning_rates: Callable[[OptState, jax.Array], dict[str, jax.Array]] | None = None
   # Whether ``tx`` is a MetaOptimize transformation (its rates are learned).
   is_metaoptimize: bool = False
+  # ``opt_state -> {name: 0-d array}``: the meta-parameters learned beside the
+  # learning rate (``mo.meta_parameters``), logged like the rates; None: none.
+  meta_parameters: Callable[[OptState], dict[str, jax.Array]] | None = None
 
 
 class OptimizerSpec(NamedTuple):
@@ -145,7 +148,25 @@ _PRESETS: Mapping[str, Callable[..., optax.GradientTransformationExtraArgs]] = (
   )
 )
 # Arguments of mo.metaoptimize that a YAML config can give (a preset forwards them).
-_METAOPTIMIZE_OPTIONS = ("gamma", "blocks", "min_learning_rate", "max_learning_rate")
+_METAOPTIMIZE_OPTIONS = (
+  "gamma",
+  "blocks",
+  "min_learning_rate",
+  "max_learning_rate",
+  "meta_parameters",
+  "trace_dtype",
+)
+
+
+def _metaoptimize_optimizer(tx, hessian: str, meta_parameters: Any) -> Optimizer:
+  """The Optimizer of a MetaOptimize transformation: rates and meta-parameters logged."""
+  return Optimizer(
+    tx,
+    needs_value_fn=hessian == "hvp",
+    learning_rates=metaoptimize_rates,
+    is_metaoptimize=True,
+    meta_parameters=mo.meta_parameters if meta_parameters else None,
+  )
 
 
 def _optax_alias(name: str) -> Callable[..., optax.GradientTransformation]:
@@ -216,13 +237,11 @@ def _metaoptimize(
       meta=meta, meta_learning_rate=meta_learning_rate, hessian=hessian, **options
     )
   else:
-    base_tx = _alias_base(base, options.pop("base_options", None))
+    base_tx = _alias_base(base, options.pop("base_options", None), options.get("meta_parameters"))
     tx = mo.metaoptimize(
       base_tx, mo.meta_optimizer(meta, meta_learning_rate), hessian=hessian, **options
     )
-  return Optimizer(
-    tx, needs_value_fn=hessian == "hvp", learning_rates=metaoptimize_rates, is_metaoptimize=True
-  )
+  return _metaoptimize_optimizer(tx, hessian, options.get("meta_parameters"))
 
 
 def _hypergradient(steps: int, **params: Any) -> Optimizer:
@@ -249,9 +268,7 @@ def _recommended(
     options["blocks"] = prefix_blocks(options["blocks"])
   total_steps = {"total_steps": steps} if horizon else {}
   tx = mo.recommended(initial_learning_rate, hessian=hessian, **total_steps, **options)
-  return Optimizer(
-    tx, needs_value_fn=hessian == "hvp", learning_rates=metaoptimize_rates, is_metaoptimize=True
-  )
+  return _metaoptimize_optimizer(tx, hessian, options.get("meta_parameters"))
 
 
 def _recommended_parameters(params: Mapping[str, Any]) -> tuple[str, ...]:
@@ -267,6 +284,8 @@ def _recommended_parameters(params: Mapping[str, Any]) -> tuple[str, ...]:
     "eps",
     "min_learning_rate",
     "max_learning_rate",
+    "meta_parameters",
+    "trace_dtype",
   )
 
 
@@ -617,8 +636,13 @@ def _checked_transformation(tx: Any, what: str) -> optax.GradientTransformation:
   return tx
 
 
-def _alias_base(base: Any, base_options: Mapping[str, Any] | None) -> optax.GradientTransformation:
-  """``optax.<base>(learning_rate=1.0, **base_options)``: an Optax alias as MetaOptimize's base."""
+def _alias_base(
+  base: Any, base_options: Mapping[str, Any] | None, meta_parameters: Any = None
+) -> optax.GradientTransformation:
+  """``optax.<base>(learning_rate=1.0, **base_options)``: an Optax alias as MetaOptimize's base.
+
+  Built with ``optax.inject_hyperparams`` when ``meta_parameters`` name its hyperparameters.
+  """
   if not isinstance(base, str):
     raise RegistryError(f"base must be a name, got {base!r}.")
   path = base.removeprefix(OPTAX_PREFIX)
@@ -638,6 +662,9 @@ def _alias_base(base: Any, base_options: Mapping[str, Any] | None) -> optax.Grad
       f"base_options: optax.{path} takes no {', '.join(unknown)}; its arguments: "
       f"{', '.join(accepted)}."
     )
+  if meta_parameters and any(name != "weight_decay" for name in meta_parameters):
+    tx = mo.base_optimizer(fn, options, meta_parameters)
+    return _checked_transformation(tx, f"optax.{path}")
   return _checked_transformation(fn(learning_rate=1.0, **options), f"optax.{path}")
 
 

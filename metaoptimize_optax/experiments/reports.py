@@ -103,7 +103,14 @@ class RunRecords:
     return math.inf if self.diverged is not None or value is None else value
 
 
-TRAIN_RECORD_KEYS = ("event", "step", "learning_rate", "step_time")
+TRAIN_RECORD_KEYS = ("event", "step", "learning_rate", "meta_parameters", "step_time")
+
+
+def final_meta_parameters(runs: Sequence[RunRecords]) -> dict[str, dict[str, float]]:
+  """Each learned meta-parameter's last logged value, mean and std over the runs."""
+  last = [run.train[-1].get("meta_parameters") or {} for run in runs if run.train]
+  names = dict.fromkeys(name for values in last for name in values)
+  return {name: mean_std([v[name] for v in last if name in v]) for name in names}
 
 
 def _interval_steps(train: Records) -> list[int]:
@@ -353,6 +360,7 @@ def summarize(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) -> d
       ],
       "incomplete": [r.seed for r in runs if r.status == "incomplete"],
       "online_curve": mean_curve(runs, config.steps),
+      "meta_parameters": final_meta_parameters(runs),
     }
     if config.target_loss is not None:
       reached = [
@@ -427,6 +435,9 @@ def _notes(row: dict[str, Any]) -> str:
     )
     by = grid["selected_by"].split(",")[0].removeprefix("lowest ")
     notes.append(f"tuned: {tried}; best {grid['best']} by {by}")
+  if row.get("meta_parameters"):
+    learned = ", ".join(f"{k} {format_stat(v)}" for k, v in row["meta_parameters"].items())
+    notes.append(f"learned (final): {learned}")
   if row["diverged"]:
     steps = ", ".join(str(d["step"]) for d in row["diverged"])
     notes.append(f"diverged in {len(row['diverged'])}/{len(row['seeds'])} seeds (step {steps})")
@@ -707,6 +718,50 @@ def plot_learning_rates(config: ExperimentConfig, loaded: Sequence[OptimizerResu
   return fig
 
 
+def plot_meta_parameters(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) -> Figure:
+  """The learned meta-parameters over time: one panel per name, one line per optimizer.
+
+  Every seed is drawn, the first thicker, in the optimizer's loss-plot color.
+  """
+  names = list(
+    dict.fromkeys(
+      name
+      for res in loaded
+      for run in res.chosen.runs
+      for r in run.train
+      for name in r.get("meta_parameters") or {}
+    )
+  )
+  fig, axes = panel_axes(max(len(names), 1))
+  for ax, name in zip(axes, names, strict=False):
+    for i, res in enumerate(loaded):
+      for k, run in enumerate(res.chosen.runs):
+        pts = [
+          (r["step"], r["meta_parameters"][name])
+          for r in run.train
+          if name in (r.get("meta_parameters") or {})
+        ]
+        if pts:
+          s, v = zip(*pts, strict=True)
+          ax.plot(
+            s,
+            v,
+            color=line_color(i, len(loaded)),
+            linewidth=1.4 if k == 0 else 0.7,
+            alpha=1.0 if k == 0 else 0.5,
+            label=run_label(res) if k == 0 else None,
+          )
+    ax.set_title(f"learned {name}", fontsize=10)
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  if not names:
+    axes[0].text(0.5, 0.5, "no learned meta-parameters", ha="center", va="center")
+  fig.suptitle(f"{config.workload.name}: meta-parameters learned beside the learning rate")
+  fig.tight_layout()
+  return fig
+
+
 def write_report(output_dir: str | pathlib.Path) -> str:
   """Writes ``summary.md``, ``summary.json``, ``loss.png`` and ``learning_rates.png``.
 
@@ -718,6 +773,9 @@ def write_report(output_dir: str | pathlib.Path) -> str:
   summary = summarize(config, loaded)
   (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
   (out / "summary.md").write_text(markdown(config, summary))
-  for name, make in (("loss.png", plot_losses), ("learning_rates.png", plot_learning_rates)):
+  plots = [("loss.png", plot_losses), ("learning_rates.png", plot_learning_rates)]
+  if any(row["meta_parameters"] for row in summary["optimizers"]):
+    plots.append(("meta_parameters.png", plot_meta_parameters))
+  for name, make in plots:
     make(config, loaded).savefig(out / name, dpi=110)
   return table(summary)

@@ -174,9 +174,10 @@ def make_train_step(workload: Workload, optimizer: registry.Optimizer) -> TrainS
     if optimizer.needs_value:
       extra["value"] = loss
     rates = optimizer.learning_rates(opt_state, step) if optimizer.learning_rates else {}
+    learned = optimizer.meta_parameters(opt_state) if optimizer.meta_parameters else {}
     updates, opt_state = tx.update(grads, opt_state, params, **extra)
     params = optax.apply_updates(params, updates)
-    metrics = {**metrics, "loss": loss, "learning_rate": rates}
+    metrics = {**metrics, "loss": loss, "learning_rate": rates, "meta_parameters": learned}
     return params, new_model_state, opt_state, metrics
 
   return train_step
@@ -305,12 +306,18 @@ def _first_nonfinite(losses: np.ndarray) -> int | None:
 
 
 def _interval_record(
-  step: int, pending: list[dict[str, Any]], rates: dict[str, Any], step_time: float | None
+  step: int,
+  pending: list[dict[str, Any]],
+  rates: dict[str, Any],
+  learned: dict[str, Any],
+  step_time: float | None,
 ) -> dict[str, Any]:
   record: dict[str, Any] = {"event": "train", "step": step}
   for key in pending[0]:
     record[key] = float(np.mean([m[key] for m in pending]))
   record["learning_rate"] = {k: float(v) for k, v in rates.items()}
+  if learned:
+    record["meta_parameters"] = {k: float(v) for k, v in learned.items()}
   record["step_time"] = step_time
   return record
 
@@ -406,6 +413,7 @@ def train_run(
         params, model_state, opt_state, batch, np.int32(step)
       )
       rates = metrics.pop("learning_rate")
+      learned = metrics.pop("meta_parameters")
       pending.append(metrics)
       done = step + 1
       if clock is None:  # Leave the first (compiling) step out of the timing.
@@ -416,14 +424,14 @@ def train_run(
 
       if done % config.log_every == 0 or done == config.steps:
         host = jax.device_get(pending)
-        rates = jax.device_get(rates)
+        rates, learned = jax.device_get((rates, learned))
         step_time = (time.perf_counter() - clock - paused) / timed_steps if timed_steps else None
         bad = _first_nonfinite(np.asarray([m["loss"] for m in host]))
         if bad is not None:
           diverged_at = done - len(host) + bad + 1
           if bad:
             results.write_record(
-              stream, _interval_record(diverged_at - 1, host[:bad], rates, step_time)
+              stream, _interval_record(diverged_at - 1, host[:bad], rates, learned, step_time)
             )
           reason = f"non-finite training loss ({host[bad]['loss']}) at step {diverged_at}"
           logger.warning("%s seed %d diverged: %s.", name, spec.seed, reason)
@@ -432,7 +440,7 @@ def train_run(
             stream, {"event": "end", "status": "diverged", "step": diverged_at, "reason": reason}
           )
           return _result(spec, "diverged", diverged_at, reason, metrics_path)
-        record = _interval_record(done, host, rates, step_time)
+        record = _interval_record(done, host, rates, learned, step_time)
         last_loss = record["loss"]
         results.write_record(stream, record)
         bar.update(len(host))
