@@ -28,6 +28,10 @@ SPACES: tuple[str, ...] = ("log", "logit")
 WEIGHT_DECAY = "weight_decay"  # MetaOptimize's own decoupled weight decay.
 
 _IN_SPACE = {"log": (lambda x: x > 0, "> 0"), "logit": (lambda x: 0 < x < 1, "in (0, 1)")}
+# phi is kept in these bounds, so that the value stays representable in float32
+# and strictly inside its space: sigmoid(16) = 1 - 1.1e-7 (a b2 of exactly 1 would
+# divide Adam's bias correction by zero), exp(+-80) = 5.5e34 and 1.8e-35.
+PHI_BOUNDS = {"log": (-80.0, 80.0), "logit": (-16.0, 16.0)}
 
 
 def to_value(phi: jax.Array, space: Space) -> jax.Array:
@@ -38,6 +42,11 @@ def to_value(phi: jax.Array, space: Space) -> jax.Array:
 def to_phi(value: jax.Array, space: Space) -> jax.Array:
   """The unconstrained ``phi`` of ``theta``."""
   return jnp.log(value) if space == "log" else jnp.log(value) - jnp.log1p(-value)
+
+
+def clip(phi: Mapping[str, jax.Array], spaces: Mapping[str, Space]) -> dict[str, jax.Array]:
+  """``phi`` within :data:`PHI_BOUNDS` of its space."""
+  return {name: jnp.clip(p, *PHI_BOUNDS[spaces[name]]).astype(p.dtype) for name, p in phi.items()}
 
 
 def values(phi: Mapping[str, jax.Array], spaces: Mapping[str, Space]) -> dict[str, jax.Array]:

@@ -160,6 +160,7 @@ def metaoptimize(
   min_learning_rate: float | None = None,
   max_learning_rate: float | None = None,
   meta_parameters: Mapping[str, _meta_parameters.Space] | None = None,
+  meta_parameters_meta: optax.GradientTransformation | None = None,
   trace_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Tunes the learning rates of ``base`` online by meta-gradient descent.
@@ -192,10 +193,12 @@ def metaoptimize(
 
     z_phi        = <X^w, g>                                # X from before the step
     (X^w, X^s)   = jvp(step, (w, s, phi), (gamma X^w, gamma X^s, e_phi))
-    phi          = phi + meta.update(z_phi, meta_state_phi, phi)
+    phi          = clip(phi + meta.update(z_phi, meta_state_phi, phi))
 
   with the gradient inside the step held fixed (``"free"``) or its tangent the
-  Hessian-vector product (``"hvp"``). The learning rates keep their own trace.
+  Hessian-vector product (``"hvp"``). The learning rates keep their own trace;
+  ``clip`` keeps ``|phi| <= 16`` for "logit" (the value stays strictly inside
+  (0, 1) in float32) and ``<= 80`` for "log".
 
   Args:
     base: any Optax transformation used at learning rate 1, whose updates are
@@ -226,10 +229,12 @@ def metaoptimize(
       name -> space: ``"log"`` (the value stays > 0) or ``"logit"`` (it stays in
       (0, 1)). A name is ``"weight_decay"`` (the decay above, which then starts
       at ``weight_decay``) or a numeric hyperparameter of a base built with
-      ``optax.inject_hyperparams`` (it starts at the base's value). ``meta`` is
-      applied to the dict ``{name: phi}`` with a state of its own;
+      ``optax.inject_hyperparams`` (it starts at the base's value). The meta
+      optimizer is applied to the dict ``{name: phi}`` with a state of its own
+      (``optax.partition`` over the names gives per-name settings);
       :func:`meta_parameters` reads the values. Each costs one params-sized
       weight tangent and one tangent per inexact leaf of the base state.
+    meta_parameters_meta: the meta optimizer of the ``phi``; None: ``meta``.
     trace_dtype: dtype of the weight traces ``h`` and ``X^w`` (Optax's
       ``mu_dtype`` convention), e.g. ``jnp.float32`` for bfloat16 params; None
       keeps the params' dtype.
@@ -273,8 +278,13 @@ def metaoptimize(
   if _meta_parameters.WEIGHT_DECAY in spaces:
     _validation.check_static("weight_decay", weight_decay, "it only sets the learned decay's start")
 
+  if meta_parameters_meta is not None:
+    _validation.check_transformation("meta_parameters_meta", meta_parameters_meta)
   base = optax.with_extra_args_support(base)
   meta = optax.with_extra_args_support(meta)
+  phi_meta = (
+    meta if meta_parameters_meta is None else (optax.with_extra_args_support(meta_parameters_meta))
+  )
   rule = _traces.RULES[hessian]
   meta_rule = _traces.META_PARAMETER_RULES[hessian]
   decays = (
@@ -297,7 +307,7 @@ def metaoptimize(
     return MetaParametersState(
       phi=phi,
       value=_meta_parameters.values(phi, spaces),
-      meta_state=meta.init(phi),
+      meta_state=phi_meta.init(phi),
       trace=trace,
       base_state_trace=base_state_trace,
     )
@@ -366,7 +376,13 @@ def metaoptimize(
     )
     discount = gamma(state.count) if callable(gamma) else gamma
     meta_grad = rule.meta_gradient(lay, state.trace, g, log_lr)
-    trace, base_state_trace = rule.next(step, state.trace, state.base_state_trace, discount)
+    # The old trace is read (meta-gradient) before it is overwritten, and the
+    # old params (trace) before the returned update is applied: see _traces.after.
+    trace, base_state_trace = rule.next(
+      step, state.trace, state.base_state_trace, _traces.after(discount, meta_grad)
+    )
+    trace_leaves = lay.treedef.flatten_up_to(trace)
+    dw = [_traces.after(d, t) for d, t in zip(dw, trace_leaves, strict=True)]
     meta_updates, meta_state = meta.update(meta_grad, state.meta_state, log_lr)
     log_lr = _clip_log_lr(
       optax.apply_updates(log_lr, meta_updates), min_learning_rate, max_learning_rate
@@ -390,8 +406,8 @@ def metaoptimize(
     trace, base_state_trace = meta_rule.next(
       step, learned.trace, learned.base_state_trace, discount
     )
-    meta_updates, meta_state = meta.update(z, learned.meta_state, learned.phi)
-    phi = optax.apply_updates(learned.phi, meta_updates)
+    meta_updates, meta_state = phi_meta.update(z, learned.meta_state, learned.phi)
+    phi = _meta_parameters.clip(optax.apply_updates(learned.phi, meta_updates), spaces)
     return MetaParametersState(
       phi=phi,
       value=_meta_parameters.values(phi, spaces),

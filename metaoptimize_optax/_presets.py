@@ -52,6 +52,8 @@ _COMMON_ARGS = """\
       name -> ``"log"`` or ``"logit"``: ``"weight_decay"`` or a hyperparameter
       of this preset's base (the base is then built with
       ``optax.inject_hyperparams``, its hyperparameters in float32).
+    meta_parameters_meta: the meta optimizer of the meta-parameters' ``phi``;
+      None: the same as ``meta``.
     trace_dtype: dtype of the weight traces (None: the params' dtype), like
       Optax's ``mu_dtype``; ``jnp.float32`` for bfloat16 params.
 
@@ -151,6 +153,7 @@ def adamw(
   min_learning_rate: float | None = None,
   max_learning_rate: float | None = None,
   meta_parameters: Mapping[str, Space] | None = None,
+  meta_parameters_meta: optax.GradientTransformation | None = None,
   trace_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
   """MetaOptimize around AdamW: ``optax.adam(1.0, b1, b2, eps)``, decoupled weight decay.
@@ -188,6 +191,7 @@ def adamw(
     min_learning_rate=min_learning_rate,
     max_learning_rate=max_learning_rate,
     meta_parameters=meta_parameters,
+    meta_parameters_meta=meta_parameters_meta,
     trace_dtype=trace_dtype,
   )
 
@@ -208,6 +212,7 @@ def lion(
   min_learning_rate: float | None = None,
   max_learning_rate: float | None = None,
   meta_parameters: Mapping[str, Space] | None = None,
+  meta_parameters_meta: optax.GradientTransformation | None = None,
   trace_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
   """MetaOptimize around Lion: ``optax.lion(1.0, b1, b2)``, decoupled weight decay.
@@ -242,6 +247,7 @@ def lion(
     min_learning_rate=min_learning_rate,
     max_learning_rate=max_learning_rate,
     meta_parameters=meta_parameters,
+    meta_parameters_meta=meta_parameters_meta,
     trace_dtype=trace_dtype,
   )
 
@@ -262,6 +268,7 @@ def sgdm(
   min_learning_rate: float | None = None,
   max_learning_rate: float | None = None,
   meta_parameters: Mapping[str, Space] | None = None,
+  meta_parameters_meta: optax.GradientTransformation | None = None,
   trace_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
   """MetaOptimize around SGD with momentum: ``optax.sgd(1.0, momentum, nesterov)``.
@@ -297,6 +304,7 @@ def sgdm(
     min_learning_rate=min_learning_rate,
     max_learning_rate=max_learning_rate,
     meta_parameters=meta_parameters,
+    meta_parameters_meta=meta_parameters_meta,
     trace_dtype=trace_dtype,
   )
 
@@ -317,6 +325,7 @@ def rmsprop(
   min_learning_rate: float | None = None,
   max_learning_rate: float | None = None,
   meta_parameters: Mapping[str, Space] | None = None,
+  meta_parameters_meta: optax.GradientTransformation | None = None,
   trace_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
   """MetaOptimize around RMSProp: ``optax.rmsprop(1.0, decay, eps)``.
@@ -352,6 +361,7 @@ def rmsprop(
     min_learning_rate=min_learning_rate,
     max_learning_rate=max_learning_rate,
     meta_parameters=meta_parameters,
+    meta_parameters_meta=meta_parameters_meta,
     trace_dtype=trace_dtype,
   )
 
@@ -370,6 +380,7 @@ def sgd(
   min_learning_rate: float | None = None,
   max_learning_rate: float | None = None,
   meta_parameters: Mapping[str, Space] | None = None,
+  meta_parameters_meta: optax.GradientTransformation | None = None,
   trace_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
   """MetaOptimize around plain SGD: ``optax.sgd(1.0)``.
@@ -402,5 +413,6 @@ def sgd(
     min_learning_rate=min_learning_rate,
     max_learning_rate=max_learning_rate,
     meta_parameters=meta_parameters,
+    meta_parameters_meta=meta_parameters_meta,
     trace_dtype=trace_dtype,
   )

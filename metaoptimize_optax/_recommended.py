@@ -33,6 +33,10 @@ from metaoptimize_optax._presets import adamw
 DEFAULT_TOTAL_STEPS = 10_000  # The run length assumed when none is given.
 META_RATE_HORIZON = 90.0  # meta_learning_rate = META_RATE_HORIZON / total_steps
 META_RATE_RANGE = (1e-3, 3e-2)
+# The meta learning rate (Adam) of learned meta-parameters other than the rate: the
+# paper's meta learning rate. At the learning rate's own (up to 3e-2) b1 and b2 run
+# to 1 within a few thousand steps and the weight decay to 0.
+META_PARAMETERS_META_RATE = 1e-3
 
 
 def horizon_gamma(total_steps: int) -> optax.Schedule:
@@ -119,7 +123,8 @@ def recommended(
     min_learning_rate: optional lower clamp of the learned rates.
     max_learning_rate: optional upper clamp of the learned rates.
     meta_parameters: hyperparameters learned beside the learning rate (see
-      :func:`adamw`), e.g. ``{"b2": "logit", "weight_decay": "log"}``.
+      :func:`adamw`), e.g. ``{"b2": "logit", "weight_decay": "log"}``, by Adam
+      at 1e-3 (the paper's meta learning rate).
     trace_dtype: dtype of the weight traces (None: the params' dtype).
 
   Returns:
@@ -142,6 +147,7 @@ def recommended(
     min_learning_rate=min_learning_rate,
     max_learning_rate=max_learning_rate,
     meta_parameters=meta_parameters,
+    meta_parameters_meta=optax.adam(META_PARAMETERS_META_RATE) if meta_parameters else None,
     trace_dtype=trace_dtype,
     **recommended_settings(total_steps),
   )
