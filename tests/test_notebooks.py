@@ -1,5 +1,8 @@
 """The notebooks are stored stripped, install the project when it is missing, and run.
 
+The committed ``.ipynb`` files are the sources (edited in Jupyter or Colab, as
+Optax's examples are): they must be stripped of outputs and pass ``ruff check``
+and ``ruff format --check`` like the package, so a review reads clean code.
 Each notebook is executed top to bottom in a fresh kernel running this
 interpreter (``sys.executable``, so the kernel sees the same packages as pytest),
 with the notebooks directory as working directory; any error fails the test.
@@ -10,6 +13,8 @@ from __future__ import annotations
 import json
 import pathlib
 import re
+import shutil
+import subprocess
 import sys
 import time
 
@@ -36,7 +41,23 @@ def test_notebooks_exist():
     "02_flax_linen_trainstate.ipynb",
     "03_blocks_and_curvature.ipynb",
     "04_continual_learning.ipynb",
+    "05_meta_parameters.ipynb",
   } <= names, names
+
+
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]])
+def test_notebooks_are_lint_and_format_clean(command):
+  ruff = shutil.which("ruff") or str(pathlib.Path(sys.executable).with_name("ruff"))
+  if not pathlib.Path(ruff).exists():
+    pytest.skip("ruff is not installed")
+  out = subprocess.run(
+    [ruff, *command, *map(str, NOTEBOOKS)],
+    cwd=NOTEBOOKS_DIR.parent,
+    capture_output=True,
+    text=True,
+    check=False,
+  )
+  assert out.returncode == 0, out.stdout + out.stderr
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
