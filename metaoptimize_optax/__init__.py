@@ -8,11 +8,10 @@ Step Sizes and Other Meta-parameters", ICML 2025 (arXiv:2402.02342).
 """
 
 from metaoptimize_optax._blocks import BLOCK_KINDS
-from metaoptimize_optax._meta_parameters import SPACES
+from metaoptimize_optax._meta_parameters import SPACES, MetaParametersState
 from metaoptimize_optax._metaoptimize import (
   HESSIAN_KINDS,
   MetaOptimizeState,
-  MetaParametersState,
   find_state,
   learning_rates,
   meta_parameters,

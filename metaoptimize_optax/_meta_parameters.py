@@ -15,13 +15,26 @@ other name is a numeric hyperparameter of a base built with
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from metaoptimize_optax import _validation
+
+
+class MetaParametersState(NamedTuple):
+  """The meta-parameters learned beside the learning rates (``meta_parameters=``)."""
+
+  phi: dict[str, jax.Array]  # name -> unconstrained phi (log or logit of the value).
+  value: dict[str, jax.Array]  # name -> the value now, exp(phi) or sigmoid(phi).
+  meta_state: optax.OptState  # State of the meta optimizer, over phi.
+  # X^w = d w / d phi: one params-shaped column per name (sorted), on a leading axis.
+  trace: optax.Updates
+  # X^s = d s / d phi for each inexact leaf of the base state (same leading axis).
+  base_state_trace: tuple
+
 
 Space: TypeAlias = Literal["log", "logit"]
 SPACES: tuple[str, ...] = ("log", "logit")
@@ -183,3 +196,50 @@ def inject(base_state: optax.OptState, values: Mapping[str, jax.Array]) -> optax
     return x._replace(hyperparams=hyperparams)
 
   return jax.tree.map(replace, base_state, is_leaf=_is_injected)
+
+
+def init_state(
+  spaces: Mapping[str, Space],
+  start: Mapping[str, Any],
+  params: optax.Params,
+  base_state: optax.OptState,
+  dtype: Any,
+  rule: Any,
+  meta: optax.GradientTransformation,
+  trace_dtype: Any,
+) -> MetaParametersState:
+  """The state at init: ``phi`` of the ``start`` values in ``dtype``, zero tangents."""
+  phi = {name: to_phi(jnp.asarray(start[name], dtype), space) for name, space in spaces.items()}
+  trace, base_state_trace = rule.init(params, base_state, phi)
+  if trace_dtype is not None:
+    trace = jax.tree.map(lambda x: x.astype(trace_dtype), trace)
+  return MetaParametersState(
+    phi=phi,
+    value=values(phi, spaces),
+    meta_state=meta.init(phi),
+    trace=trace,
+    base_state_trace=base_state_trace,
+  )
+
+
+def advance(
+  state: MetaParametersState,
+  spaces: Mapping[str, Space],
+  rule: Any,
+  meta: optax.GradientTransformation,
+  step: Any,
+  grads: list[jax.Array],
+  gamma: Any,
+) -> MetaParametersState:
+  """One step: ``z_phi = <X^w, g>`` from the old tangents, the tangents' step, the meta step."""
+  z = rule.meta_gradient(step.layout, state.trace, grads, state.phi)
+  trace, base_state_trace = rule.next(step, state.trace, state.base_state_trace, gamma)
+  meta_updates, meta_state = meta.update(z, state.meta_state, state.phi)
+  phi = clip(optax.apply_updates(state.phi, meta_updates), spaces)
+  return MetaParametersState(
+    phi=phi,
+    value=values(phi, spaces),
+    meta_state=meta_state,
+    trace=trace,
+    base_state_trace=base_state_trace,
+  )

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import optax
 
 from metaoptimize_optax import _blocks, _meta_parameters, _traces, _validation
+from metaoptimize_optax._meta_parameters import MetaParametersState
 
 Hessian: TypeAlias = Literal["free", "hvp"]
 # A block kind, a pytree of hashable labels shaped like the params (or a prefix
@@ -31,18 +32,6 @@ Blocks: TypeAlias = (
 )
 
 HESSIAN_KINDS: tuple[str, ...] = tuple(_traces.RULES)
-
-
-class MetaParametersState(NamedTuple):
-  """The meta-parameters learned beside the learning rates (``meta_parameters=``)."""
-
-  phi: dict[str, jax.Array]  # name -> unconstrained phi (log or logit of the value).
-  value: dict[str, jax.Array]  # name -> the value now, exp(phi) or sigmoid(phi).
-  meta_state: optax.OptState  # State of the meta optimizer, over phi.
-  # X^w = d w / d phi: one params-shaped column per name (sorted), on a leading axis.
-  trace: optax.Updates
-  # X^s = d s / d phi for each inexact leaf of the base state (same leading axis).
-  base_state_trace: tuple
 
 
 class MetaOptimizeState(NamedTuple):
@@ -263,21 +252,20 @@ def metaoptimize(
     Optimizing Step Sizes and Other Meta-parameters
     <https://arxiv.org/abs/2402.02342>`_, ICML 2025.
   """
-  _validation.check_transformation("base", base)
-  if meta is None:
-    meta = optax.lion(1e-3, b1=0.9, b2=0.99, weight_decay=0.0)
-  _validation.check_transformation("meta", meta)
-  _validation.check_number("weight_decay", weight_decay, "a finite number >= 0", lambda x: x >= 0)
-  _validation.check_gamma(gamma)
-  _validation.check_learning_rate_range(initial_learning_rate, min_learning_rate, max_learning_rate)
-  _validation.check_static("initial_learning_rate", initial_learning_rate, "it only sets the start")
-  _validation.check_choice("hessian", hessian, HESSIAN_KINDS)
-  _check_blocks_for(hessian, blocks)
-  _validation.check_float_dtype("trace_dtype", trace_dtype)
-  spaces = _meta_parameters.check_spaces(meta_parameters, weight_decay)
-  if _meta_parameters.WEIGHT_DECAY in spaces:
-    _validation.check_static("weight_decay", weight_decay, "it only sets the learned decay's start")
-
+  meta = optax.lion(1e-3, b1=0.9, b2=0.99, weight_decay=0.0) if meta is None else meta
+  spaces = _check_arguments(
+    base=base,
+    meta=meta,
+    initial_learning_rate=initial_learning_rate,
+    weight_decay=weight_decay,
+    gamma=gamma,
+    blocks=blocks,
+    hessian=hessian,
+    min_learning_rate=min_learning_rate,
+    max_learning_rate=max_learning_rate,
+    meta_parameters=meta_parameters,
+    trace_dtype=trace_dtype,
+  )
   if meta_parameters_meta is not None:
     _validation.check_transformation("meta_parameters_meta", meta_parameters_meta)
   base = optax.with_extra_args_support(base)
@@ -298,18 +286,8 @@ def metaoptimize(
       _meta_parameters.WEIGHT_DECAY: weight_decay,
       **_meta_parameters.start_values(spaces, base_state),
     }
-    phi = {
-      name: _meta_parameters.to_phi(jnp.asarray(start[name], dtype), space)
-      for name, space in spaces.items()
-    }
-    trace, base_state_trace = meta_rule.init(params, base_state, phi)
-    trace = _cast(trace, trace_dtype)
-    return MetaParametersState(
-      phi=phi,
-      value=_meta_parameters.values(phi, spaces),
-      meta_state=phi_meta.init(phi),
-      trace=trace,
-      base_state_trace=base_state_trace,
+    return _meta_parameters.init_state(
+      spaces, start, params, base_state, dtype, meta_rule, phi_meta, trace_dtype
     )
 
   def init_fn(params: optax.Params) -> MetaOptimizeState:
@@ -396,27 +374,41 @@ def metaoptimize(
       count=optax.safe_increment(state.count),
       meta_parameters=None
       if learned is None
-      else advance_meta_parameters(learned, step, g, discount),
+      else _meta_parameters.advance(learned, spaces, meta_rule, phi_meta, step, g, discount),
     )
     return lay.treedef.unflatten(dw), new_state
 
-  def advance_meta_parameters(learned, step, g, discount) -> MetaParametersState:
-    """The meta-gradient ``z_phi = <X^w, g>``, the tangents' step and the meta step."""
-    z = meta_rule.meta_gradient(step.layout, learned.trace, g, learned.phi)
-    trace, base_state_trace = meta_rule.next(
-      step, learned.trace, learned.base_state_trace, discount
-    )
-    meta_updates, meta_state = phi_meta.update(z, learned.meta_state, learned.phi)
-    phi = _meta_parameters.clip(optax.apply_updates(learned.phi, meta_updates), spaces)
-    return MetaParametersState(
-      phi=phi,
-      value=_meta_parameters.values(phi, spaces),
-      meta_state=meta_state,
-      trace=trace,
-      base_state_trace=base_state_trace,
-    )
-
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _check_arguments(
+  *,
+  base: Any,
+  meta: Any,
+  initial_learning_rate: Any,
+  weight_decay: Any,
+  gamma: Any,
+  blocks: Any,
+  hessian: Any,
+  min_learning_rate: Any,
+  max_learning_rate: Any,
+  meta_parameters: Any,
+  trace_dtype: Any,
+) -> dict[str, _meta_parameters.Space]:
+  """Every argument check of :func:`metaoptimize`; returns the validated spaces."""
+  _validation.check_transformation("base", base)
+  _validation.check_transformation("meta", meta)
+  _validation.check_number("weight_decay", weight_decay, "a finite number >= 0", lambda x: x >= 0)
+  _validation.check_gamma(gamma)
+  _validation.check_learning_rate_range(initial_learning_rate, min_learning_rate, max_learning_rate)
+  _validation.check_static("initial_learning_rate", initial_learning_rate, "it only sets the start")
+  _validation.check_choice("hessian", hessian, HESSIAN_KINDS)
+  _check_blocks_for(hessian, blocks)
+  _validation.check_float_dtype("trace_dtype", trace_dtype)
+  spaces = _meta_parameters.check_spaces(meta_parameters, weight_decay)
+  if _meta_parameters.WEIGHT_DECAY in spaces:
+    _validation.check_static("weight_decay", weight_decay, "it only sets the learned decay's start")
+  return spaces
 
 
 def _check_update_args(
