@@ -5,6 +5,7 @@ import json
 from exp_helpers import tiny_config
 
 from metaoptimize_optax.experiments import registry, reports, results, runner
+from metaoptimize_optax.experiments.crossreport import command as crossreport
 
 LEARN = {"b2": "logit", "weight_decay": "log"}
 
@@ -49,3 +50,6 @@ def test_runs_log_meta_parameters_and_the_report_shows_them(tmp_path, workload):
   row = next(r for r in summary["optimizers"] if r["optimizer"] == "Learned")
   final = train[-1]["meta_parameters"]
   assert row["meta_parameters"]["b2"]["mean"] == final["b2"]
+  written = crossreport.write_cross_report([tmp_path], tmp_path / "report")[1]
+  assert "meta_parameters.png" in written
+  assert (tmp_path / "report" / "meta_parameters.png").stat().st_size > 0

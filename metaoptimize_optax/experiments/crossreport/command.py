@@ -99,6 +99,7 @@ def write_cross_report(
   from metaoptimize_optax.experiments.crossreport import (
     learning_rates,
     loading,
+    meta_parameters,
     quality,
     robustness,
   )
@@ -126,6 +127,11 @@ def write_cross_report(
   (out / "quality_by_method.md").write_text(quality.markdown(data, by_method=True))
   learning_rates.plot_learning_rates(workloads, drawn).savefig(out / "learning_rates.png", dpi=110)
   written = ["quality.md", "quality.json", "quality_by_method.md", "learning_rates.png"]
+  (out / "meta_parameters.png").unlink(missing_ok=True)  # No stale plot from an earlier report.
+  if meta_parameters.learned_names(workloads, columns):
+    figure = meta_parameters.plot_meta_parameters(workloads, columns)
+    figure.savefig(out / "meta_parameters.png", dpi=100)
+    written.append("meta_parameters.png")
 
   sweeps = robustness.robustness(workloads)
   for name in ROBUSTNESS_FILES:  # No stale plot from an earlier report.
