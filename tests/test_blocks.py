@@ -9,11 +9,11 @@ import pytest
 import metaoptimize_optax as mo
 
 PARAMS = {
-    "params": {
-        "Dense_0": {"kernel": jnp.ones((3, 4)), "bias": jnp.zeros(4)},
-        "Dense_1": {"kernel": jnp.ones((4, 2)), "bias": jnp.zeros(2)},
-    },
-    "temperature": jnp.ones(()),
+  "params": {
+    "Dense_0": {"kernel": jnp.ones((3, 4)), "bias": jnp.zeros(4)},
+    "Dense_1": {"kernel": jnp.ones((4, 2)), "bias": jnp.zeros(2)},
+  },
+  "temperature": jnp.ones(()),
 }
 
 
@@ -21,7 +21,8 @@ def grads_for(params, key=0):
   leaves, treedef = jax.tree.flatten(params)
   keys = jax.random.split(jax.random.key(key), len(leaves))
   return treedef.unflatten(
-      [jax.random.normal(k, x.shape) for k, x in zip(keys, leaves, strict=True)])
+    [jax.random.normal(k, x.shape) for k, x in zip(keys, leaves, strict=True)]
+  )
 
 
 def train(tx, steps=5):
@@ -49,7 +50,8 @@ def test_per_layer_labels_are_parent_paths():
 def test_label_tree_prefix_and_callable_agree():
   prefix = {"params": {"Dense_0": "body", "Dense_1": "head"}, "temperature": "head"}
   fn = lambda p: jax.tree_util.tree_map_with_path(
-      lambda path, _: "body" if "Dense_0" in jax.tree_util.keystr(path) else "head", p)
+    lambda path, _: "body" if "Dense_0" in jax.tree_util.keystr(path) else "head", p
+  )
   _, s1 = train(mo.sgd(1e-2, blocks=prefix, meta_learning_rate=0.1))
   _, s2 = train(mo.sgd(1e-2, blocks=fn, meta_learning_rate=0.1))
   l1, l2 = mo.learning_rates(s1), mo.learning_rates(s2)
@@ -70,11 +72,13 @@ def test_per_weight_equals_independent_scalar_problems():
   """Per-weight learning rates of a separable loss = one scalar MetaOptimize per weight."""
   target = jnp.array([1.0, -2.0, 3.0])
   grad = lambda w: 2 * (w - target) * jnp.array([1.0, 3.0, 0.3])
-  tx = mo.metaoptimize(optax.sgd(1.0), optax.sgd(0.5), initial_learning_rate=0.05,
-                       blocks="per_weight")
+  tx = mo.metaoptimize(
+    optax.sgd(1.0), optax.sgd(0.5), initial_learning_rate=0.05, blocks="per_weight"
+  )
   w, state = jnp.zeros(3), tx.init(jnp.zeros(3))
-  singles = [mo.metaoptimize(optax.sgd(1.0), optax.sgd(0.5), initial_learning_rate=0.05)
-             for _ in range(3)]
+  singles = [
+    mo.metaoptimize(optax.sgd(1.0), optax.sgd(0.5), initial_learning_rate=0.05) for _ in range(3)
+  ]
   ws = [jnp.zeros(()) for _ in range(3)]
   ss = [t.init(x) for t, x in zip(singles, ws, strict=True)]
   for _ in range(10):
@@ -85,27 +89,38 @@ def test_per_weight_equals_independent_scalar_problems():
       u, ss[i] = singles[i].update(g[i], ss[i], ws[i])
       ws[i] = ws[i] + u
   np.testing.assert_allclose(w, jnp.stack(ws), rtol=1e-5)
-  np.testing.assert_allclose(mo.learning_rates(state),
-                             [mo.learning_rates(s) for s in ss], rtol=1e-5)
+  np.testing.assert_allclose(
+    mo.learning_rates(state), [mo.learning_rates(s) for s in ss], rtol=1e-5
+  )
 
 
 def test_weight_decay_mask_spares_masked_leaves():
   mask = jax.tree.map(lambda p: p.ndim > 1, PARAMS)  # decay kernels only
   zero = jax.tree.map(jnp.zeros_like, PARAMS)
-  tx = mo.metaoptimize(optax.sgd(1.0), initial_learning_rate=0.1, weight_decay=0.5,
-                       weight_decay_mask=mask)
+  tx = mo.metaoptimize(
+    optax.sgd(1.0), initial_learning_rate=0.1, weight_decay=0.5, weight_decay_mask=mask
+  )
   updates, _ = tx.update(zero, tx.init(PARAMS), PARAMS)
   np.testing.assert_allclose(updates["params"]["Dense_0"]["kernel"], -0.05)
   np.testing.assert_allclose(updates["temperature"], 0.0)
-  callable_mask = mo.metaoptimize(optax.sgd(1.0), initial_learning_rate=0.1, weight_decay=0.5,
-                                  weight_decay_mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p))
+  callable_mask = mo.metaoptimize(
+    optax.sgd(1.0),
+    initial_learning_rate=0.1,
+    weight_decay=0.5,
+    weight_decay_mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p),
+  )
   updates2, _ = callable_mask.update(zero, callable_mask.init(PARAMS), PARAMS)
   jax.tree.map(np.testing.assert_allclose, updates, updates2)
 
 
 def test_clamps():
-  tx = mo.metaoptimize(optax.sgd(1.0), optax.sgd(100.0), initial_learning_rate=1e-2,
-                       min_learning_rate=5e-3, max_learning_rate=2e-2)
+  tx = mo.metaoptimize(
+    optax.sgd(1.0),
+    optax.sgd(100.0),
+    initial_learning_rate=1e-2,
+    min_learning_rate=5e-3,
+    max_learning_rate=2e-2,
+  )
   w, state = jnp.ones(2), tx.init(jnp.ones(2))
   seen = []
   for _ in range(10):

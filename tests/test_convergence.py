@@ -14,23 +14,34 @@ import metaoptimize_optax as mo
 
 STEPS = 30_000
 TARGETS = {
-    "parabola": (jnp.array([-1.0, 10.0, 1.0]), jnp.array([1.0, -1.0, 1.0]),
-                 lambda p, f: jnp.sum((p - f) ** 2)),
-    "rosenbrock": (jnp.zeros(2), jnp.array([1.0, 1.0]),
-                   lambda p, f: (1.0 - p[0]) ** 2 + 100.0 * (p[1] - p[0] ** 2) ** 2),
-    "matrix_parabola": (jnp.zeros((2, 2)), jnp.array([[3.0, -2.0], [1.0, 4.0]]),
-                        lambda p, f: jnp.sum((p - f) ** 2)),
-    "mixed_tensor": ((jnp.zeros(3), jnp.zeros((2, 2))),
-                     (jnp.array([1.0, -1.0, 2.0]), jnp.array([[1.0, 0.0], [-1.0, 1.0]])),
-                     lambda p, f: jnp.sum((p[0] - f[0]) ** 2) + jnp.sum((p[1] - f[1]) ** 2)),
+  "parabola": (
+    jnp.array([-1.0, 10.0, 1.0]),
+    jnp.array([1.0, -1.0, 1.0]),
+    lambda p, f: jnp.sum((p - f) ** 2),
+  ),
+  "rosenbrock": (
+    jnp.zeros(2),
+    jnp.array([1.0, 1.0]),
+    lambda p, f: (1.0 - p[0]) ** 2 + 100.0 * (p[1] - p[0] ** 2) ** 2,
+  ),
+  "matrix_parabola": (
+    jnp.zeros((2, 2)),
+    jnp.array([[3.0, -2.0], [1.0, 4.0]]),
+    lambda p, f: jnp.sum((p - f) ** 2),
+  ),
+  "mixed_tensor": (
+    (jnp.zeros(3), jnp.zeros((2, 2))),
+    (jnp.array([1.0, -1.0, 2.0]), jnp.array([[1.0, 0.0], [-1.0, 1.0]])),
+    lambda p, f: jnp.sum((p[0] - f[0]) ** 2) + jnp.sum((p[1] - f[1]) ** 2),
+  ),
 }
 BASES = {
-    "sgd": lambda: optax.sgd(1.0),
-    "sgd_momentum": lambda: optax.sgd(1.0, momentum=0.9),
-    "adam": lambda: optax.adam(1.0),
-    "adamw": lambda: optax.adamw(1.0),
-    "lion": lambda: optax.lion(1.0, b1=0.99),
-    "rmsprop": lambda: optax.rmsprop(1.0),
+  "sgd": lambda: optax.sgd(1.0),
+  "sgd_momentum": lambda: optax.sgd(1.0, momentum=0.9),
+  "adam": lambda: optax.adam(1.0),
+  "adamw": lambda: optax.adamw(1.0),
+  "lion": lambda: optax.lion(1.0, b1=0.99),
+  "rmsprop": lambda: optax.rmsprop(1.0),
 }
 
 # SGD on Rosenbrock cannot converge under the paper's Hessian-free algorithm: its
@@ -39,7 +50,8 @@ BASES = {
 # starts to bounce across the valley (curvature ~ 900) and stalls.
 # `test_sgd_rosenbrock_failure_is_edge_of_stability` checks that explanation.
 SGD_ROSENBROCK = pytest.mark.xfail(
-    strict=True, reason="Hessian-free trace drives SGD past its stable rate on Rosenbrock")
+  strict=True, reason="Hessian-free trace drives SGD past its stable rate on Rosenbrock"
+)
 
 
 def train(tx, params, loss, steps=STEPS):
@@ -49,7 +61,9 @@ def train(tx, params, loss, steps=STEPS):
       params, state = carry
       updates, state = tx.update(jax.grad(loss)(params), state, params)
       return optax.apply_updates(params, updates), state
+
     return jax.lax.fori_loop(0, steps, body, (params, tx.init(params)))
+
   return run(params)
 
 

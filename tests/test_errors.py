@@ -10,7 +10,9 @@ BASE = optax.adam(1.0)
 PARAMS = {"a": jnp.ones(3), "b": {"c": jnp.ones(2)}}
 
 
-@pytest.mark.parametrize("kwargs, match", [
+@pytest.mark.parametrize(
+  "kwargs, match",
+  [
     ({"gamma": 1.5}, r"gamma=1.5 .*\[0, 1\]"),
     ({"gamma": -0.1}, r"gamma=-0.1 .*\[0, 1\]"),
     ({"gamma": float("nan")}, r"gamma=nan"),
@@ -20,14 +22,19 @@ PARAMS = {"a": jnp.ones(3), "b": {"c": jnp.ones(2)}}
     ({"weight_decay": -0.1}, r"weight_decay=-0.1 .*>= 0"),
     ({"min_learning_rate": 0.0}, r"min_learning_rate=0.0 .*> 0"),
     ({"max_learning_rate": float("inf")}, r"max_learning_rate=inf"),
-    ({"min_learning_rate": 1e-2, "max_learning_rate": 1e-3},
-     r"min_learning_rate=0.01 .*min <= max"),
-    ({"initial_learning_rate": 1.0, "max_learning_rate": 0.1},
-     r"initial_learning_rate=1.0 .*outside"),
+    (
+      {"min_learning_rate": 1e-2, "max_learning_rate": 1e-3},
+      r"min_learning_rate=0.01 .*min <= max",
+    ),
+    (
+      {"initial_learning_rate": 1.0, "max_learning_rate": 0.1},
+      r"initial_learning_rate=1.0 .*outside",
+    ),
     ({"blocks": "per_neuron"}, r"blocks='per_neuron'.*'scalar', 'per_layer', 'per_leaf'"),
     ({"hessian": "exact"}, r"hessian='exact' .*\('free', 'hvp'\)"),
     ({"hessian": "hvp", "blocks": "per_weight"}, r"per_weight.*hvp.*'scalar', 'per_layer'"),
-])
+  ],
+)
 def test_invalid_arguments_rejected_at_construction(kwargs, match):
   with pytest.raises(ValueError, match=match):
     mo.metaoptimize(BASE, **kwargs)
@@ -38,12 +45,15 @@ def test_non_numeric_learning_rate():
     mo.metaoptimize(BASE, initial_learning_rate="fast")
 
 
-@pytest.mark.parametrize("name, kwargs", [
+@pytest.mark.parametrize(
+  "name, kwargs",
+  [
     ("base", {"base": optax.adam}),
     ("base", {"base": "adam"}),
     ("meta", {"base": BASE, "meta": "lion"}),
     ("meta", {"base": BASE, "meta": optax.sgd}),
-])
+  ],
+)
 def test_not_a_transformation(name, kwargs):
   with pytest.raises(TypeError, match=f"{name} must be an optax.GradientTransformation"):
     mo.metaoptimize(**kwargs)

@@ -14,10 +14,13 @@ import metaoptimize_optax as mo
 
 
 def params_and_grads(dtype=jnp.float32):
-  params = {"dense": {"kernel": jnp.ones((3, 2), dtype), "bias": jnp.zeros(2, dtype)},
-            "scale": jnp.full((4,), 0.5, dtype)}
-  grads = jax.tree.map(lambda p: (jnp.arange(p.size).reshape(p.shape) % 3 - 1.0).astype(dtype),
-                       params)
+  params = {
+    "dense": {"kernel": jnp.ones((3, 2), dtype), "bias": jnp.zeros(2, dtype)},
+    "scale": jnp.full((4,), 0.5, dtype),
+  }
+  grads = jax.tree.map(
+    lambda p: (jnp.arange(p.size).reshape(p.shape) % 3 - 1.0).astype(dtype), params
+  )
   return params, grads
 
 
@@ -64,8 +67,8 @@ def test_inject_hyperparams_same_updates_and_state():
   kwargs = dict(initial_learning_rate=1e-2, gamma=0.9, weight_decay=0.1)
   plain = mo.metaoptimize(optax.adam(1.0), **kwargs)
   injected = optax.inject_hyperparams(
-      mo.metaoptimize, static_args=("blocks", "hessian", "initial_learning_rate"))(
-      optax.adam(1.0), **kwargs)
+    mo.metaoptimize, static_args=("blocks", "hessian", "initial_learning_rate")
+  )(optax.adam(1.0), **kwargs)
   s1, s2 = plain.init(params), injected.init(params)
   update = jax.jit(injected.update)
   for _ in range(4):
@@ -145,8 +148,9 @@ def test_state_dtypes_stable_under_cond(dtype, hessian):
 
     @jax.jit
     def maybe_update(flag, state):
-      return jax.lax.cond(flag, lambda s: tx.update(grads, s, params, **extra)[1],
-                          lambda s: s, state)
+      return jax.lax.cond(
+        flag, lambda s: tx.update(grads, s, params, **extra)[1], lambda s: s, state
+      )
 
     new_state = maybe_update(True, state)
     chex.assert_trees_all_equal_dtypes(new_state, state)
@@ -167,14 +171,17 @@ def test_init_under_eval_shape(blocks):
 def test_learning_rates_found_in_nested_states():
   params, grads = params_and_grads()
   injected = optax.inject_hyperparams(mo.metaoptimize, static_args=("initial_learning_rate",))
-  tx = optax.MultiSteps(optax.chain(optax.clip(1.0), injected(
-      optax.adam(1.0), initial_learning_rate=3e-3)), every_k_schedule=2)
+  tx = optax.MultiSteps(
+    optax.chain(optax.clip(1.0), injected(optax.adam(1.0), initial_learning_rate=3e-3)),
+    every_k_schedule=2,
+  )
   state = tx.init(params)
   assert float(mo.learning_rates(state)) == pytest.approx(3e-3, rel=1e-5)
   with pytest.raises(ValueError, match="exactly one MetaOptimizeState"):
     mo.learning_rates(optax.adam(1.0).init(params))
-  two = optax.multi_transform({"a": mo.adamw(), "b": mo.lion()},
-                              {"dense": "a", "scale": "b"}).init(params)
+  two = optax.multi_transform({"a": mo.adamw(), "b": mo.lion()}, {"dense": "a", "scale": "b"}).init(
+    params
+  )
   with pytest.raises(ValueError, match="found 2"):
     mo.learning_rates(two)
   assert float(mo.learning_rates(two.inner_states["b"])) == pytest.approx(1e-6, rel=1e-5)
@@ -183,8 +190,9 @@ def test_learning_rates_found_in_nested_states():
 def test_meta_optimizer_composes_with_partition():
   """Per-block meta settings through optax.partition over the label dict."""
   params, grads = params_and_grads()
-  meta = optax.partition({"fast": optax.sgd(1.0), "frozen": optax.set_to_zero()},
-                         {"dense": "fast", "": "frozen"})
+  meta = optax.partition(
+    {"fast": optax.sgd(1.0), "frozen": optax.set_to_zero()}, {"dense": "fast", "": "frozen"}
+  )
   tx = mo.metaoptimize(optax.sgd(1.0), meta, blocks="per_layer", initial_learning_rate=0.1)
   _, state = run(tx, params, grads, steps=4)
   lrs = mo.learning_rates(state)
@@ -211,13 +219,13 @@ def test_state_can_be_donated(blocks):
 
 
 FACTORIES = {
-    "metaoptimize": lambda: functools.partial(mo.metaoptimize, optax.adam(1.0)),
-    "adamw": lambda: mo.adamw,
-    "lion": lambda: mo.lion,
-    "sgdm": lambda: mo.sgdm,
-    "rmsprop": lambda: mo.rmsprop,
-    "sgd": lambda: mo.sgd,
-    "recommended": lambda: mo.recommended,
+  "metaoptimize": lambda: functools.partial(mo.metaoptimize, optax.adam(1.0)),
+  "adamw": lambda: mo.adamw,
+  "lion": lambda: mo.lion,
+  "sgdm": lambda: mo.sgdm,
+  "rmsprop": lambda: mo.rmsprop,
+  "sgd": lambda: mo.sgd,
+  "recommended": lambda: mo.recommended,
 }
 
 
@@ -226,12 +234,14 @@ def test_every_factory_under_inject_hyperparams(name):
   """Same updates as the plain call, and a changed hyperparameter takes effect."""
   factory = FACTORIES[name]()
   kwargs = {"total_steps": 100} if name == "recommended" else {"gamma": 0.9}
-  static = ("initial_learning_rate", "total_steps") if name == "recommended" else (
-      "initial_learning_rate",)
+  static = (
+    ("initial_learning_rate", "total_steps")
+    if name == "recommended"
+    else ("initial_learning_rate",)
+  )
   params, grads = params_and_grads()
   plain = factory(1e-2, weight_decay=0.1, **kwargs)
-  injected = optax.inject_hyperparams(factory, static_args=static)(
-      1e-2, weight_decay=0.1, **kwargs)
+  injected = optax.inject_hyperparams(factory, static_args=static)(1e-2, weight_decay=0.1, **kwargs)
   p1, s1 = run(plain, params, grads)
   p2, s2 = run(injected, params, grads)
   chex.assert_trees_all_close(p1, p2, rtol=1e-4)  # float32 hyperparameters vs Python floats
@@ -255,14 +265,16 @@ def test_injected_initial_learning_rate_is_refused(name):
 
 def test_learned_weight_decay_start_cannot_be_injected():
   tx = optax.inject_hyperparams(mo.adamw, static_args=("initial_learning_rate", "meta_parameters"))(
-      1e-3, weight_decay=0.1, meta_parameters={"weight_decay": "log"})
+    1e-3, weight_decay=0.1, meta_parameters={"weight_decay": "log"}
+  )
   with pytest.raises(TypeError, match="weight_decay=.*learned decay's start"):
     tx.init(params_and_grads()[0])
 
 
 def test_traced_total_steps_says_static_args():
   tx = optax.inject_hyperparams(mo.recommended, static_args=("initial_learning_rate",))(
-      total_steps=400)
+    total_steps=400
+  )
   with pytest.raises(TypeError, match=r"total_steps=.*static_args=\('total_steps',\)"):
     tx.init(params_and_grads()[0])
 
@@ -298,8 +310,7 @@ def test_trace_dtype_float32_for_bfloat16_params(hessian):
   value_fn = lambda p: sum(jnp.sum(x.astype(jnp.float32) ** 2) for x in jax.tree.leaves(p))
   extra = {"value_fn": value_fn} if hessian == "hvp" else {}
   default = mo.adamw(1e-2, hessian=hessian, meta_parameters={"b1": "logit"})
-  wide = mo.adamw(1e-2, hessian=hessian, meta_parameters={"b1": "logit"},
-                  trace_dtype=jnp.float32)
+  wide = mo.adamw(1e-2, hessian=hessian, meta_parameters={"b1": "logit"}, trace_dtype=jnp.float32)
   _, s_default = run(default, params, grads, **extra)
   p, s_wide = run(wide, params, grads, **extra)
   assert {x.dtype for x in jax.tree.leaves(s_default.trace)} == {jnp.dtype(jnp.bfloat16)}

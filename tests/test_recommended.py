@@ -9,12 +9,15 @@ import pytest
 import metaoptimize_optax as mo
 
 
-@pytest.mark.parametrize("steps, meta_lr", [
+@pytest.mark.parametrize(
+  "steps, meta_lr",
+  [
     (3000, 3e-2),
     (1000, 3e-2),  # meta rate clipped at 3e-2
     (30_000, 3e-3),
     (1_000_000, 1e-3),  # meta rate clipped at 1e-3
-])
+  ],
+)
 def test_settings_follow_the_run_length(steps, meta_lr):
   settings = mo.recommended_settings(steps)
   assert settings["meta_learning_rate"] == pytest.approx(meta_lr, rel=1e-9)
@@ -34,8 +37,13 @@ def test_is_adamw_with_adam_meta_and_those_settings():
   params = {"w": jnp.linspace(-1.0, 1.0, 6), "b": jnp.ones(2)}
   loss = lambda p: jnp.sum(jnp.sin(3 * p["w"]) ** 2) + jnp.sum((p["b"] - 2) ** 2)
   rec = mo.recommended(total_steps=500)
-  ref = mo.adamw(1e-4, meta="adam", gamma=lambda t: 1 - 1 / jnp.maximum(500 - t, 2),
-                 meta_learning_rate=0.03, weight_decay=0.1)
+  ref = mo.adamw(
+    1e-4,
+    meta="adam",
+    gamma=lambda t: 1 - 1 / jnp.maximum(500 - t, 2),
+    meta_learning_rate=0.03,
+    weight_decay=0.1,
+  )
   results = []
   for tx in (rec, ref):
     p, state = params, tx.init(params)

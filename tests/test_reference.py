@@ -53,8 +53,9 @@ def reference_hf(w0, grad_fn, steps, base, meta, alpha0, gamma, weight_decay, gr
         tr[i] = base["normalizer"] * tr[i] + g[i] ** 2
         delta = a * (mom[i] / np.sqrt(mu * tr[i] + EPS) + wd * w[i])
       elif base["alg"] == "Lion":
-        delta = a * (np.sign(base["lion_beta2"] * mom[i] + (1 - base["lion_beta2"]) * g[i])
-                     + wd * w[i])
+        delta = a * (
+          np.sign(base["lion_beta2"] * mom[i] + (1 - base["lion_beta2"]) * g[i]) + wd * w[i]
+        )
         mom[i] = base["momentum"] * mom[i] + (1 - base["momentum"]) * g[i]
       w[i] = w[i] - delta
       h[i] = gamma * (1 - wd * a) * h[i] - delta
@@ -62,7 +63,8 @@ def reference_hf(w0, grad_fn, steps, base, meta, alpha0, gamma, weight_decay, gr
     eta, mwd = meta["stepsize"], meta["weight_decay"]
     if meta["alg"] == "Lion":
       beta = (1 - eta * mwd) * beta - eta * np.sign(
-          meta["lion_beta2"] * meta_mom + (1 - meta["lion_beta2"]) * z)
+        meta["lion_beta2"] * meta_mom + (1 - meta["lion_beta2"]) * z
+      )
       meta_mom = meta["momentum"] * meta_mom + (1 - meta["momentum"]) * z
     else:
       lam_meta *= meta["normalizer"]
@@ -104,12 +106,15 @@ def optax_base(cfg):
   if alg == "SGDm":
     return previous_step_momentum(cfg["momentum"])
   if alg == "RMSProp":
-    return optax.chain(optax.scale_by_adam(0.0, cfg["normalizer"], eps=0.0, eps_root=EPS),
-                       optax.scale(-1.0))
+    return optax.chain(
+      optax.scale_by_adam(0.0, cfg["normalizer"], eps=0.0, eps_root=EPS), optax.scale(-1.0)
+    )
   if alg == "Adam":
     return optax.chain(
-        optax.scale_by_adam(cfg["momentum"], cfg["normalizer"], eps=0.0, eps_root=EPS),
-        unnormalised_momentum(cfg["momentum"]), optax.scale(-1.0))
+      optax.scale_by_adam(cfg["momentum"], cfg["normalizer"], eps=0.0, eps_root=EPS),
+      unnormalised_momentum(cfg["momentum"]),
+      optax.scale(-1.0),
+    )
   return optax.lion(1.0, b1=cfg["lion_beta2"], b2=cfg["momentum"], weight_decay=0.0)
 
 
@@ -119,26 +124,41 @@ def optax_meta(cfg):
     return optax.lion(eta, b1=cfg["lion_beta2"], b2=cfg["momentum"], weight_decay=wd)
   if cfg["alg"] == "Adam":
     return optax.chain(
-        optax.scale_by_adam(cfg["momentum"], cfg["normalizer"], eps=0.0, eps_root=EPS),
-        unnormalised_momentum(cfg["momentum"]), optax.add_decayed_weights(wd),
-        optax.scale(-eta))
-  return optax.chain(optax.scale_by_adam(0.0, cfg["normalizer"], eps=0.0, eps_root=EPS),
-                     optax.add_decayed_weights(wd), optax.scale(-eta))
+      optax.scale_by_adam(cfg["momentum"], cfg["normalizer"], eps=0.0, eps_root=EPS),
+      unnormalised_momentum(cfg["momentum"]),
+      optax.add_decayed_weights(wd),
+      optax.scale(-eta),
+    )
+  return optax.chain(
+    optax.scale_by_adam(0.0, cfg["normalizer"], eps=0.0, eps_root=EPS),
+    optax.add_decayed_weights(wd),
+    optax.scale(-eta),
+  )
 
 
 BASE_CONFIGS = {
-    "SGD": {"alg": "SGD"},
-    "SGDm": {"alg": "SGDm", "momentum": 0.9},
-    "RMSProp": {"alg": "RMSProp", "normalizer": 0.999},
-    "Adam": {"alg": "Adam", "momentum": 0.9, "normalizer": 0.999},
-    "Lion": {"alg": "Lion", "momentum": 0.99, "lion_beta2": 0.9},
+  "SGD": {"alg": "SGD"},
+  "SGDm": {"alg": "SGDm", "momentum": 0.9},
+  "RMSProp": {"alg": "RMSProp", "normalizer": 0.999},
+  "Adam": {"alg": "Adam", "momentum": 0.9, "normalizer": 0.999},
+  "Lion": {"alg": "Lion", "momentum": 0.99, "lion_beta2": 0.9},
 }
 META_CONFIGS = {
-    "Lion": {"alg": "Lion", "stepsize": 1e-2, "momentum": 0.99, "lion_beta2": 0.9,
-             "weight_decay": 0.0},
-    "Adam": {"alg": "Adam", "stepsize": 1e-2, "momentum": 0.9, "normalizer": 0.999,
-             "weight_decay": 1e-3},
-    "RMSProp": {"alg": "RMSProp", "stepsize": 1e-2, "normalizer": 0.99, "weight_decay": 0.0},
+  "Lion": {
+    "alg": "Lion",
+    "stepsize": 1e-2,
+    "momentum": 0.99,
+    "lion_beta2": 0.9,
+    "weight_decay": 0.0,
+  },
+  "Adam": {
+    "alg": "Adam",
+    "stepsize": 1e-2,
+    "momentum": 0.9,
+    "normalizer": 0.999,
+    "weight_decay": 1e-3,
+  },
+  "RMSProp": {"alg": "RMSProp", "stepsize": 1e-2, "normalizer": 0.99, "weight_decay": 0.0},
 }
 
 
@@ -154,12 +174,18 @@ def test_agrees_with_authors_algorithm(x64, base_name, meta_name, blockwise):
   groups = [[0, 1], [2]] if blockwise else [[0, 1, 2]]
   steps, alpha0, gamma, wd = 40, 1e-2, 0.99, 0.1
 
-  history = reference_hf(w0, grad_np, steps, BASE_CONFIGS[base_name], META_CONFIGS[meta_name],
-                         alpha0, gamma, wd, groups)
+  history = reference_hf(
+    w0, grad_np, steps, BASE_CONFIGS[base_name], META_CONFIGS[meta_name], alpha0, gamma, wd, groups
+  )
 
-  tx = mo.metaoptimize(optax_base(BASE_CONFIGS[base_name]), optax_meta(META_CONFIGS[meta_name]),
-                       initial_learning_rate=alpha0, gamma=gamma, weight_decay=wd,
-                       blocks=["a", "a", "b"] if blockwise else "scalar")
+  tx = mo.metaoptimize(
+    optax_base(BASE_CONFIGS[base_name]),
+    optax_meta(META_CONFIGS[meta_name]),
+    initial_learning_rate=alpha0,
+    gamma=gamma,
+    weight_decay=wd,
+    blocks=["a", "a", "b"] if blockwise else "scalar",
+  )
   params = [jnp.asarray(x) for x in w0]
   state = tx.init(params)
   update = jax.jit(tx.update)

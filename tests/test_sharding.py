@@ -57,16 +57,27 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("hessian, blocks, meta_parameters", [
-    ("free", "scalar", {}), ("free", "per_layer", {}), ("free", "per_weight", {}),
-    ("hvp", "per_layer", {}), ("free", "per_layer", {"b2": "logit", "weight_decay": "log"}),
-    ("hvp", "scalar", {"b1": "logit"})])
+@pytest.mark.parametrize(
+  "hessian, blocks, meta_parameters",
+  [
+    ("free", "scalar", {}),
+    ("free", "per_layer", {}),
+    ("free", "per_weight", {}),
+    ("hvp", "per_layer", {}),
+    ("free", "per_layer", {"b2": "logit", "weight_decay": "log"}),
+    ("hvp", "scalar", {"b1": "logit"}),
+  ],
+)
 def test_sharded_equals_single_device(hessian, blocks, meta_parameters):
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu")
-  out = subprocess.run([sys.executable, "-c", SCRIPT, hessian, blocks, json.dumps(meta_parameters)],
-                       env=env,
-                       capture_output=True, text=True, timeout=600, check=False)
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+  out = subprocess.run(
+    [sys.executable, "-c", SCRIPT, hessian, blocks, json.dumps(meta_parameters)],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+    check=False,
+  )
   assert out.returncode == 0, out.stderr[-3000:]
   result = json.loads(out.stdout.strip().splitlines()[-1])
   assert result["err_u"] < 1e-6, result

@@ -18,10 +18,10 @@ import metaoptimize_optax as mo
 
 T = 6
 BASES = {
-    "sgd": lambda: optax.sgd(1.0),
-    "sgd_momentum": lambda: optax.sgd(1.0, momentum=0.9),
-    "adam": lambda: optax.adam(1.0),
-    "rmsprop": lambda: optax.rmsprop(1.0),
+  "sgd": lambda: optax.sgd(1.0),
+  "sgd_momentum": lambda: optax.sgd(1.0, momentum=0.9),
+  "adam": lambda: optax.adam(1.0),
+  "rmsprop": lambda: optax.rmsprop(1.0),
 }
 TWO_LABELS = {"hidden": "a", "out": "b"}  # A prefix of the params tree.
 
@@ -29,8 +29,8 @@ TWO_LABELS = {"hidden": "a", "out": "b"}  # A prefix of the params tree.
 def init_params(key):
   k1, k2, k3 = jax.random.split(key, 3)
   return {
-      "hidden": {"w": 0.5 * jax.random.normal(k1, (3, 4)), "b": jnp.zeros(4)},
-      "out": {"w": 0.5 * jax.random.normal(k2, (4, 2)), "b": 0.1 * jax.random.normal(k3, (2,))},
+    "hidden": {"w": 0.5 * jax.random.normal(k1, (3, 4)), "b": jnp.zeros(4)},
+    "out": {"w": 0.5 * jax.random.normal(k2, (4, 2)), "b": 0.1 * jax.random.normal(k3, (2,))},
   }
 
 
@@ -61,15 +61,25 @@ def unrolled(log_lr, params, base, data, blocks, weight_decay, hold_gradients):
       g = jax.lax.stop_gradient(g)
     u, state = base.update(g, state, params)
     params = jax.tree.map(
-        lambda w, ui, lab: w + alpha(lab) * (ui - weight_decay * w), params, u, labels,
-        is_leaf=lambda x: x is None)
+      lambda w, ui, lab: w + alpha(lab) * (ui - weight_decay * w),
+      params,
+      u,
+      labels,
+      is_leaf=lambda x: x is None,
+    )
   return params
 
 
 def run_traces(base, blocks, hessian, data, params, weight_decay=0.0, gamma=1.0):
-  tx = mo.metaoptimize(base, optax.sgd(0.0), initial_learning_rate=0.05, gamma=gamma,
-                       blocks=blocks if blocks == "scalar" else TWO_LABELS, hessian=hessian,
-                       weight_decay=weight_decay)
+  tx = mo.metaoptimize(
+    base,
+    optax.sgd(0.0),
+    initial_learning_rate=0.05,
+    gamma=gamma,
+    blocks=blocks if blocks == "scalar" else TWO_LABELS,
+    hessian=hessian,
+    weight_decay=weight_decay,
+  )
   state = tx.init(params)
 
   @jax.jit
@@ -113,10 +123,20 @@ def test_hvp_trace_is_jacobian_of_unrolled_training(x64, base_name, blocks):
       want = want if lab is None else want[lab]
       assert_close_rel(column[j], want, 1e-6)
   np.testing.assert_allclose(
-      ravel_pytree(final)[0],
-      ravel_pytree(unrolled(
-          jnp.log(0.05) if blocks == "scalar" else {"a": jnp.log(0.05), "b": jnp.log(0.05)},
-          params, base, data, blocks, 0.01, False))[0], rtol=1e-10)
+    ravel_pytree(final)[0],
+    ravel_pytree(
+      unrolled(
+        jnp.log(0.05) if blocks == "scalar" else {"a": jnp.log(0.05), "b": jnp.log(0.05)},
+        params,
+        base,
+        data,
+        blocks,
+        0.01,
+        False,
+      )
+    )[0],
+    rtol=1e-10,
+  )
 
 
 def _at(tree, path):
@@ -136,8 +156,10 @@ def test_hessian_free_trace_holds_gradients_constant(x64, base_name):
     assert_close_rel(h, _at(jac, path), 1e-10)
   # ... and differs from the full derivative, which sees curvature.
   full = expected_jacobian(base, "scalar", data, params, 0.01, hold_gradients=False)
-  diff = max(float(jnp.max(jnp.abs(a - b))) for a, b in
-             zip(jax.tree.leaves(state.trace), jax.tree.leaves(full), strict=True))
+  diff = max(
+    float(jnp.max(jnp.abs(a - b)))
+    for a, b in zip(jax.tree.leaves(state.trace), jax.tree.leaves(full), strict=True)
+  )
   assert diff > 1e-6
 
 
@@ -148,16 +170,16 @@ def test_hessian_free_is_hvp_with_frozen_gradient(x64):
   value_fn = lambda p: jnp.dot(c, p["w"])
   traces = []
   for hessian in ("free", "hvp"):
-    tx = mo.metaoptimize(optax.adam(1.0), initial_learning_rate=1e-2, hessian=hessian,
-                         weight_decay=0.1)
+    tx = mo.metaoptimize(
+      optax.adam(1.0), initial_learning_rate=1e-2, hessian=hessian, weight_decay=0.1
+    )
     state, p = tx.init(params), params
     for _ in range(5):
       u, state = tx.update(jax.grad(value_fn)(p), state, p, value_fn=value_fn)
       p = optax.apply_updates(p, u)
     traces.append(state)
   np.testing.assert_allclose(traces[0].trace["w"], traces[1].trace["w"][0], rtol=1e-12)
-  np.testing.assert_allclose(traces[0].log_learning_rate, traces[1].log_learning_rate,
-                             rtol=1e-12)
+  np.testing.assert_allclose(traces[0].log_learning_rate, traces[1].log_learning_rate, rtol=1e-12)
 
 
 def test_gamma_zero_is_hypergradient_descent(x64):
@@ -198,8 +220,9 @@ def test_three_steps_by_hand(x64):
   step 3: alpha = 0.1*exp(0.0979); g = 0.7921; z = -0.15235*0.7921;
           dw = alpha*(-0.7921 - 0.07921) = -alpha*0.87131; beta += 0.15235*0.7921.
   """
-  tx = mo.metaoptimize(optax.sgd(1.0), optax.sgd(1.0), initial_learning_rate=0.1,
-                       weight_decay=0.1, gamma=0.5)
+  tx = mo.metaoptimize(
+    optax.sgd(1.0), optax.sgd(1.0), initial_learning_rate=0.1, weight_decay=0.1, gamma=0.5
+  )
   w = jnp.array(1.0)
   state = tx.init(w)
   ws, hs, betas = [], [], []
@@ -212,11 +235,11 @@ def test_three_steps_by_hand(x64):
   alpha3 = 0.1 * np.exp(0.0979)
   np.testing.assert_allclose(ws, [0.89, 0.7921, 0.7921 - alpha3 * 0.87131], rtol=1e-12)
   np.testing.assert_allclose(
-      hs, [-0.11, -0.15235, 0.5 * (1 - 0.1 * alpha3) * -0.15235 - alpha3 * 0.87131],
-      rtol=1e-12)
+    hs, [-0.11, -0.15235, 0.5 * (1 - 0.1 * alpha3) * -0.15235 - alpha3 * 0.87131], rtol=1e-12
+  )
   np.testing.assert_allclose(
-      betas, [np.log(0.1), np.log(0.1) + 0.0979, np.log(0.1) + 0.0979 + 0.15235 * 0.7921],
-      rtol=1e-12)
+    betas, [np.log(0.1), np.log(0.1) + 0.0979, np.log(0.1) + 0.0979 + 0.15235 * 0.7921], rtol=1e-12
+  )
 
 
 def test_relu_network_with_adam_hvp_stays_finite():
@@ -224,8 +247,8 @@ def test_relu_network_with_adam_hvp_stays_finite():
   key = jax.random.key(0)
   k1, k2, k3 = jax.random.split(key, 3)
   params = {
-      "l1": {"w": jax.random.normal(k1, (5, 16)), "b": jnp.full((16,), -0.5)},
-      "l2": {"w": jax.random.normal(k2, (16, 3)), "b": jnp.zeros(3)},
+    "l1": {"w": jax.random.normal(k1, (5, 16)), "b": jnp.full((16,), -0.5)},
+    "l2": {"w": jax.random.normal(k2, (16, 3)), "b": jnp.zeros(3)},
   }
   # Make four hidden units dead on every input.
   params["l1"]["b"] = params["l1"]["b"].at[:4].set(-100.0)
@@ -237,16 +260,18 @@ def test_relu_network_with_adam_hvp_stays_finite():
     logits = h @ p["l2"]["w"] + p["l2"]["b"]
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-  tx = mo.metaoptimize(optax.adam(1.0), initial_learning_rate=1e-3, hessian="hvp",
-                       blocks="per_layer")
+  tx = mo.metaoptimize(
+    optax.adam(1.0), initial_learning_rate=1e-3, hessian="hvp", blocks="per_layer"
+  )
   state = tx.init(params)
   update = jax.jit(lambda g, s, p: tx.update(g, s, p, value_fn=loss_fn))
   first = loss_fn(params)
   for _ in range(60):
     updates, state = update(jax.grad(loss_fn)(params), state, params)
     params = optax.apply_updates(params, updates)
-  assert jnp.all(jnp.asarray(jax.tree.leaves(jax.tree.map(
-      lambda x: jnp.all(jnp.isfinite(x)), state)))), "non-finite state"
+  assert jnp.all(
+    jnp.asarray(jax.tree.leaves(jax.tree.map(lambda x: jnp.all(jnp.isfinite(x)), state)))
+  ), "non-finite state"
   assert float(jnp.abs(state.trace["l1"]["w"]).max()) > 0  # the trace is live
   assert float(jnp.abs(state.trace["l1"]["w"][:, :, :4]).max()) == 0  # dead units contribute 0
   assert loss_fn(params) < first

@@ -23,8 +23,10 @@ def tiny_classifier(hidden: int = 8, batch_size: int = 16) -> Workload:
 
   def init(key):
     k1, k2 = jax.random.split(key)
-    return {"l1": {"w": jax.random.normal(k1, (10, hidden)) / 3, "b": jnp.zeros(hidden)},
-            "l2": {"w": jax.random.normal(k2, (hidden, 3)) / 3, "b": jnp.zeros(3)}}, {}
+    return {
+      "l1": {"w": jax.random.normal(k1, (10, hidden)) / 3, "b": jnp.zeros(hidden)},
+      "l2": {"w": jax.random.normal(k2, (hidden, 3)) / 3, "b": jnp.zeros(3)},
+    }, {}
 
   def loss(params, model_state, batch, train):
     del train
@@ -35,24 +37,39 @@ def tiny_classifier(hidden: int = 8, batch_size: int = 16) -> Workload:
     return value, ({"loss": value, "accuracy": accuracy}, model_state)
 
   return Workload(
-      name="tiny_classifier", init=init, loss=loss,
-      train_batch=lambda seed, step: data(seed, step, batch_size),
-      eval_batches=lambda seed, step: {"train": [data(10_000 + seed, 0, 64)],
-                                       "test": [data(20_000 + seed, 0, 48), data(20_001, 0, 16)]},
-      metrics=("loss", "accuracy"), default_steps=100)
+    name="tiny_classifier",
+    init=init,
+    loss=loss,
+    train_batch=lambda seed, step: data(seed, step, batch_size),
+    eval_batches=lambda seed, step: {
+      "train": [data(10_000 + seed, 0, 64)],
+      "test": [data(20_000 + seed, 0, 48), data(20_001, 0, 16)],
+    },
+    metrics=("loss", "accuracy"),
+    default_steps=100,
+  )
 
 
 def tiny_config(output_dir: Any, **overrides: Any) -> config_lib.ExperimentConfig:
   """A validated config of a few steps on the tiny classifier."""
   raw = {
-      "workload": {"name": "tiny_classifier"},
-      "steps": 40, "seeds": 2, "log_every": 5, "eval_every": 20, "checkpoint_every": 0,
-      "output_dir": str(output_dir), "target_loss": 0.9,
-      "optimizers": {
-          "MetaOptimize": {"name": "metaoptimize", "initial_learning_rate": 1e-3,
-                           "meta_learning_rate": 0.05, "blocks": "per_layer"},
-          "AdamW": {"name": "adamw", "grid": {"learning_rate": [1e-3, 3e-2]}},
+    "workload": {"name": "tiny_classifier"},
+    "steps": 40,
+    "seeds": 2,
+    "log_every": 5,
+    "eval_every": 20,
+    "checkpoint_every": 0,
+    "output_dir": str(output_dir),
+    "target_loss": 0.9,
+    "optimizers": {
+      "MetaOptimize": {
+        "name": "metaoptimize",
+        "initial_learning_rate": 1e-3,
+        "meta_learning_rate": 0.05,
+        "blocks": "per_layer",
       },
+      "AdamW": {"name": "adamw", "grid": {"learning_rate": [1e-3, 3e-2]}},
+    },
   }
   raw.update(overrides)
   return config_lib.from_dict(raw)

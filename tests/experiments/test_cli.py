@@ -27,8 +27,14 @@ NAMES = ["MetaOptimize", "AdamW (tuned)", "Exploding SGD"]
 
 def _cli(*args, cwd):
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  return subprocess.run([sys.executable, "-m", "metaoptimize_optax.experiments.cli", *args],
-                        capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+  return subprocess.run(
+    [sys.executable, "-m", "metaoptimize_optax.experiments.cli", *args],
+    capture_output=True,
+    text=True,
+    cwd=cwd,
+    env=env,
+    timeout=300,
+  )
 
 
 @pytest.mark.parametrize("command", [[], ["run"], ["compare"], ["plot"]])
@@ -36,9 +42,12 @@ def test_help(command, tmp_path):
   done = _cli(*command, "--help", cwd=tmp_path)
   assert done.returncode == 0, done.stderr
   assert "usage: metaoptimize-optax" in done.stdout
-  for word in {(): ["run", "compare", "plot"], ("run",): ["CONFIG", "--resume"],
-               ("compare",): ["summary.md", "--overwrite"],
-               ("plot",): ["RESULTS_DIR"]}[tuple(command)]:
+  for word in {
+    (): ["run", "compare", "plot"],
+    ("run",): ["CONFIG", "--resume"],
+    ("compare",): ["summary.md", "--overwrite"],
+    ("plot",): ["RESULTS_DIR"],
+  }[tuple(command)]:
     assert word in done.stdout
 
 

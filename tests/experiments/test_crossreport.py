@@ -24,9 +24,16 @@ def _write_run(out, opt, point, seed, losses, *, rate=1e-3, evals=None, end="fin
   with (directory / results.METRICS_FILE).open("w") as f:
     results.write_record(f, {"event": "start", "seed": seed})
     for i, loss in enumerate(losses):
-      results.write_record(f, {"event": "train", "step": 10 * (i + 1), "loss": loss,
-                               "learning_rate": {k: v * (i + 1) for k, v in rates.items()},
-                               "step_time": 0.001})
+      results.write_record(
+        f,
+        {
+          "event": "train",
+          "step": 10 * (i + 1),
+          "loss": loss,
+          "learning_rate": {k: v * (i + 1) for k, v in rates.items()},
+          "step_time": 0.001,
+        },
+      )
     if end == "diverged":
       results.write_record(f, {"event": "diverged", "step": step, "reason": "nan"})
       results.write_record(f, {"event": "end", "status": "diverged", "step": step})
@@ -45,46 +52,83 @@ def _results_dir(path, config):
 
 
 def _config(workload, optimizers):
-  return config_lib.from_dict({"workload": {"name": workload}, "steps": 30, "seeds": [0, 1],
-                               "optimizers": optimizers})
+  return config_lib.from_dict(
+    {"workload": {"name": workload}, "steps": 30, "seeds": [0, 1], "optimizers": optimizers}
+  )
 
 
 @pytest.fixture
 def quadratic(tmp_path):
   """No held-out split: the report uses the train loss; no accuracy."""
-  _, opts = _results_dir(tmp_path / "quad", _config("noisy_quadratic", {
-      "MO": {"name": "metaoptimize", "blocks": "per_layer"},
-      "AdamW": {"name": "adamw", "grid": {"learning_rate": [1e-3, 1e-2]}},
-      "Bad": {"name": "lion"},
-      "Half": {"name": "sgdm"},
-  }))
+  _, opts = _results_dir(
+    tmp_path / "quad",
+    _config(
+      "noisy_quadratic",
+      {
+        "MO": {"name": "metaoptimize", "blocks": "per_layer"},
+        "AdamW": {"name": "adamw", "grid": {"learning_rate": [1e-3, 1e-2]}},
+        "Bad": {"name": "lion"},
+        "Half": {"name": "sgdm"},
+      },
+    ),
+  )
   mo, adamw, bad, half = opts.values()
   lo, hi = adamw.points()
   for seed in (0, 1):
-    _write_run(tmp_path / "quad", mo, mo.points()[0], seed, [2.0, 0.5 + 0.2 * seed],
-               rate={"layer1": 1e-3, "layer2": 4e-3})
+    _write_run(
+      tmp_path / "quad",
+      mo,
+      mo.points()[0],
+      seed,
+      [2.0, 0.5 + 0.2 * seed],
+      rate={"layer1": 1e-3, "layer2": 4e-3},
+    )
     _write_run(tmp_path / "quad", adamw, lo, seed, [2.0, 0.9])
     _write_run(tmp_path / "quad", adamw, hi, seed, [2.0, 0.4 + 0.2 * seed])
     _write_run(tmp_path / "quad", bad, bad.points()[0], seed, [5.0], end="diverged")
-    _write_run(tmp_path / "quad", half, half.points()[0], seed, [1.0, 0.3],
-               end="finished" if seed == 0 else "incomplete")
+    _write_run(
+      tmp_path / "quad",
+      half,
+      half.points()[0],
+      seed,
+      [1.0, 0.3],
+      end="finished" if seed == 0 else "incomplete",
+    )
   return tmp_path / "quad"
 
 
 @pytest.fixture
 def mlp(tmp_path):
   """A test split with accuracy; methods in another order, one new and unfinished."""
-  _, opts = _results_dir(tmp_path / "mlp", _config("mnist1d_mlp", {
-      "AdamW": {"name": "adamw", "learning_rate": 1e-3},
-      "MO": {"name": "metaoptimize"},
-      "Prodigy": {"name": "prodigy"},
-  }))
+  _, opts = _results_dir(
+    tmp_path / "mlp",
+    _config(
+      "mnist1d_mlp",
+      {
+        "AdamW": {"name": "adamw", "learning_rate": 1e-3},
+        "MO": {"name": "metaoptimize"},
+        "Prodigy": {"name": "prodigy"},
+      },
+    ),
+  )
   adamw, mo, prodigy = opts.values()
   for seed in (0, 1):
-    _write_run(tmp_path / "mlp", adamw, adamw.points()[0], seed, [2.0, 1.0],
-               evals={"test_loss": 1.0 + 0.2 * seed, "test_accuracy": 0.6 + 0.1 * seed})
-    _write_run(tmp_path / "mlp", mo, mo.points()[0], seed, [2.0, 0.7],
-               evals={"test_loss": 0.8, "test_accuracy": 0.7})
+    _write_run(
+      tmp_path / "mlp",
+      adamw,
+      adamw.points()[0],
+      seed,
+      [2.0, 1.0],
+      evals={"test_loss": 1.0 + 0.2 * seed, "test_accuracy": 0.6 + 0.1 * seed},
+    )
+    _write_run(
+      tmp_path / "mlp",
+      mo,
+      mo.points()[0],
+      seed,
+      [2.0, 0.7],
+      evals={"test_loss": 0.8, "test_accuracy": 0.7},
+    )
     _write_run(tmp_path / "mlp", prodigy, prodigy.points()[0], seed, [2.0], end="incomplete")
   return tmp_path / "mlp"
 
@@ -103,30 +147,29 @@ def test_quality_tables(quadratic, mlp, tmp_path, capsys):
   assert md in printed
 
   assert _table(md, "Final loss") == [
-      "| Workload | MO | AdamW | Bad | Half | Prodigy |",
-      "|---|---|---|---|---|---|",
-      # Half's lower loss has one seed of two: it is not the row's best.
-      "| noisy_quadratic | 0.6 ± 0.1 | **0.5 ± 0.1** | diverged | 0.3 (1/2 seeds) | — |",
-      "| mnist1d_mlp | **0.8 ± 0** | 1.1 ± 0.1 | — | — | incomplete |",
+    "| Workload | MO | AdamW | Bad | Half | Prodigy |",
+    "|---|---|---|---|---|---|",
+    # Half's lower loss has one seed of two: it is not the row's best.
+    "| noisy_quadratic | 0.6 ± 0.1 | **0.5 ± 0.1** | diverged | 0.3 (1/2 seeds) | — |",
+    "| mnist1d_mlp | **0.8 ± 0** | 1.1 ± 0.1 | — | — | incomplete |",
   ]
-  assert ("Metric of each row: train loss: noisy_quadratic; "
-          "test loss: mnist1d_mlp.") in md
+  assert ("Metric of each row: train loss: noisy_quadratic; test loss: mnist1d_mlp.") in md
   assert _table(md, "Final accuracy") == [
-      "| Workload | MO | AdamW | Bad | Half | Prodigy |",
-      "|---|---|---|---|---|---|",
-      "| mnist1d_mlp | **0.7 ± 0** | 0.65 ± 0.05 | — | — | incomplete |",
+    "| Workload | MO | AdamW | Bad | Half | Prodigy |",
+    "|---|---|---|---|---|---|",
+    "| mnist1d_mlp | **0.7 ± 0** | 0.65 ± 0.05 | — | — | incomplete |",
   ]
   assert "Metric of each row: test accuracy: mnist1d_mlp." in md
 
   by_method = (out / "quality_by_method.md").read_text()
   assert _table(by_method, "Final loss") == [
-      "| Method | noisy_quadratic | mnist1d_mlp |",
-      "|---|---|---|",
-      "| MO | 0.6 ± 0.1 | **0.8 ± 0** |",
-      "| AdamW | **0.5 ± 0.1** | 1.1 ± 0.1 |",
-      "| Bad | diverged | — |",
-      "| Half | 0.3 (1/2 seeds) | — |",
-      "| Prodigy | — | incomplete |",
+    "| Method | noisy_quadratic | mnist1d_mlp |",
+    "|---|---|---|",
+    "| MO | 0.6 ± 0.1 | **0.8 ± 0** |",
+    "| AdamW | **0.5 ± 0.1** | 1.1 ± 0.1 |",
+    "| Bad | diverged | — |",
+    "| Half | 0.3 (1/2 seeds) | — |",
+    "| Prodigy | — | incomplete |",
   ]
 
   data = json.loads((out / "quality.json").read_text())
@@ -149,20 +192,40 @@ def test_quality_tables(quadratic, mlp, tmp_path, capsys):
 
 def test_methods_choose_and_order_the_columns(quadratic, mlp, tmp_path):
   out = tmp_path / "report"
-  assert cli.main(["report", str(quadratic), str(mlp), "--output-dir", str(out),
-                   "--methods", "AdamW,MO", "--lr-methods", "MO"]) == 0
+  assert (
+    cli.main(
+      [
+        "report",
+        str(quadratic),
+        str(mlp),
+        "--output-dir",
+        str(out),
+        "--methods",
+        "AdamW,MO",
+        "--lr-methods",
+        "MO",
+      ]
+    )
+    == 0
+  )
   assert _table((out / "quality.md").read_text(), "Final loss") == [
-      "| Workload | AdamW | MO |", "|---|---|---|",
-      "| noisy_quadratic | **0.5 ± 0.1** | 0.6 ± 0.1 |",
-      "| mnist1d_mlp | 1.1 ± 0.1 | **0.8 ± 0** |",
+    "| Workload | AdamW | MO |",
+    "|---|---|---|",
+    "| noisy_quadratic | **0.5 ± 0.1** | 0.6 ± 0.1 |",
+    "| mnist1d_mlp | 1.1 ± 0.1 | **0.8 ± 0** |",
   ]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--methods", "MO,Nope"], "--methods 'Nope': not found; the methods of these results: "
-                               "MO, AdamW, Bad, Half"),
+@pytest.mark.parametrize(
+  "args, message",
+  [
+    (
+      ["--methods", "MO,Nope"],
+      "--methods 'Nope': not found; the methods of these results: MO, AdamW, Bad, Half",
+    ),
     (["--lr-methods", "AdamW"], "--lr-methods 'AdamW': not found; the MetaOptimize methods"),
-])
+  ],
+)
 def test_unknown_methods_are_an_error(quadratic, tmp_path, capsys, args, message):
   assert cli.main(["report", str(quadratic), "--output-dir", str(tmp_path / "r"), *args]) == 2
   assert message in capsys.readouterr().err
@@ -177,32 +240,41 @@ def test_bad_directories_are_an_error(quadratic, tmp_path, capsys):
 
 # The final test loss of each point of configs/robustness.yaml (None: diverged).
 ROBUST_LOSS = {
-    "AdamW": {1e-5: 2.0, 1e-4: 1.5, 1e-3: 1.0, 1e-2: 0.8, 1e-1: None},
-    "MetaOptimize": {1e-5: 1.0, 1e-4: 0.9, 1e-3: 0.85, 1e-2: 0.9},
-    "MetaOptimize (recommended)": {1e-5: 0.95, 1e-4: 0.9, 1e-3: 0.8, 1e-2: 0.85},
+  "AdamW": {1e-5: 2.0, 1e-4: 1.5, 1e-3: 1.0, 1e-2: 0.8, 1e-1: None},
+  "MetaOptimize": {1e-5: 1.0, 1e-4: 0.9, 1e-3: 0.85, 1e-2: 0.9},
+  "MetaOptimize (recommended)": {1e-5: 0.95, 1e-4: 0.9, 1e-3: 0.8, 1e-2: 0.85},
 }
 
 
 @pytest.fixture
 def robustness_dir(tmp_path):
   """Fake results of the shipped configs/robustness.yaml, every grid point."""
-  config, opts = _results_dir(tmp_path / "robustness",
-                              config_lib.load_config(CONFIGS / "robustness.yaml"))
+  config, opts = _results_dir(
+    tmp_path / "robustness", config_lib.load_config(CONFIGS / "robustness.yaml")
+  )
   assert config.workload.name == "mnist1d_mlp" and config.steps == 3000
   assert len(config.seeds) == 3
   for name, losses in ROBUST_LOSS.items():
     opt = opts[name]
     points = opt.points()
-    assert [p.params.get("learning_rate", p.params.get("initial_learning_rate"))
-            for p in points] == list(losses)
+    assert [
+      p.params.get("learning_rate", p.params.get("initial_learning_rate")) for p in points
+    ] == list(losses)
     for point, loss in zip(points, losses.values(), strict=True):
       rate = point.params.get("initial_learning_rate", 1e-3)
       for seed in config.seeds:
         if loss is None:
           _write_run(tmp_path / "robustness", opt, point, seed, [2.0], end="diverged")
         else:
-          _write_run(tmp_path / "robustness", opt, point, seed, [2.0, loss], rate=rate,
-                     evals={"test_loss": loss + 0.01 * (seed - 1), "test_accuracy": 0.5})
+          _write_run(
+            tmp_path / "robustness",
+            opt,
+            point,
+            seed,
+            [2.0, loss],
+            rate=rate,
+            evals={"test_loss": loss + 0.01 * (seed - 1), "test_accuracy": 0.5},
+          )
   return tmp_path / "robustness"
 
 
@@ -212,16 +284,16 @@ def test_robustness_sweep(robustness_dir, mlp, tmp_path, capsys):
   assert "# Robustness to the learning rate" in capsys.readouterr().out
   md = (out / "robustness.md").read_text()
   assert [line for line in md.splitlines() if line.startswith("|")] == [
-      "| learning rate | AdamW: learning rate | MetaOptimize: initial learning rate "
-      "| MetaOptimize (recommended): initial learning rate |",
-      "|---|---|---|---|",
-      "| 1e-05 | 2 ± 0.0082 | 1 ± 0.0082 | 0.95 ± 0.0082 |",
-      "| 0.0001 | 1.5 ± 0.0082 | 0.9 ± 0.0082 | 0.9 ± 0.0082 |",
-      "| 0.001 | 1 ± 0.0082 | **0.85 ± 0.0082** | **0.8 ± 0.0082** |",
-      "| 0.01 | **0.8 ± 0.0082** | 0.9 ± 0.0082 | 0.85 ± 0.0082 |",
-      "| 0.1 | diverged | — | — |",
-      "| best rate | 0.01 | 0.001 | 0.001 |",
-      "| worst − best | ∞ (a rate diverged) | 0.15 | 0.15 |",
+    "| learning rate | AdamW: learning rate | MetaOptimize: initial learning rate "
+    "| MetaOptimize (recommended): initial learning rate |",
+    "|---|---|---|---|",
+    "| 1e-05 | 2 ± 0.0082 | 1 ± 0.0082 | 0.95 ± 0.0082 |",
+    "| 0.0001 | 1.5 ± 0.0082 | 0.9 ± 0.0082 | 0.9 ± 0.0082 |",
+    "| 0.001 | 1 ± 0.0082 | **0.85 ± 0.0082** | **0.8 ± 0.0082** |",
+    "| 0.01 | **0.8 ± 0.0082** | 0.9 ± 0.0082 | 0.85 ± 0.0082 |",
+    "| 0.1 | diverged | — | — |",
+    "| best rate | 0.01 | 0.001 | 0.001 |",
+    "| worst − best | ∞ (a rate diverged) | 0.15 | 0.15 |",
   ]
   (entry,) = json.loads((out / "robustness.json").read_text())["workloads"]
   assert entry["metric"] == "test_loss"
@@ -242,16 +314,28 @@ def test_robustness_sweep(robustness_dir, mlp, tmp_path, capsys):
 
 def test_sweeps_from_separate_entries(tmp_path):
   """Entries that differ only in the rate make one family; other settings another."""
-  config, opts = _results_dir(tmp_path / "r", _config("noisy_quadratic", {
-      "MO 1e-4": {"name": "metaoptimize", "initial_learning_rate": 1e-4},
-      "MO 1e-3": {"name": "metaoptimize", "initial_learning_rate": 1e-3},
-      "MO gamma 0.9": {"name": "metaoptimize", "initial_learning_rate": 1e-3, "gamma": 0.9},
-      "AdamW": {"name": "adamw", "learning_rate": 1e-3},
-  }))
+  config, opts = _results_dir(
+    tmp_path / "r",
+    _config(
+      "noisy_quadratic",
+      {
+        "MO 1e-4": {"name": "metaoptimize", "initial_learning_rate": 1e-4},
+        "MO 1e-3": {"name": "metaoptimize", "initial_learning_rate": 1e-3},
+        "MO gamma 0.9": {"name": "metaoptimize", "initial_learning_rate": 1e-3, "gamma": 0.9},
+        "AdamW": {"name": "adamw", "learning_rate": 1e-3},
+      },
+    ),
+  )
   for i, opt in enumerate(opts.values()):
     for seed in config.seeds:
-      _write_run(tmp_path / "r", opt, opt.points()[0], seed, [1.0, 0.5 + 0.1 * i],
-                 evals={"test_loss": 0.5 + 0.1 * i})
+      _write_run(
+        tmp_path / "r",
+        opt,
+        opt.points()[0],
+        seed,
+        [1.0, 0.5 + 0.1 * i],
+        evals={"test_loss": 0.5 + 0.1 * i},
+      )
   (workload,) = loading.load_workloads([tmp_path / "r"])
   (sweep,) = robustness.find_sweeps(workload)  # one rate alone is no sweep
   assert (sweep.label, sweep.parameter) == ("MO", "initial_learning_rate")
@@ -301,7 +385,8 @@ def test_help(capsys):
 
 def test_train_loss_option(mlp):
   from metaoptimize_optax.experiments.crossreport import loading
-  held_out, = loading.load_workloads([mlp])
-  train, = loading.load_workloads([mlp], loss="train")
+
+  (held_out,) = loading.load_workloads([mlp])
+  (train,) = loading.load_workloads([mlp], loss="train")
   assert held_out.loss_metric == "test_loss" and train.loss_metric == "train_loss"
   assert held_out.accuracy_metric == train.accuracy_metric == "test_accuracy"

@@ -31,12 +31,21 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_eight_devices_equal_one(tmp_path):
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
-         "JAX_PLATFORMS": "cpu",
-         "PYTHONPATH": os.pathsep.join([str(pathlib.Path(__file__).parent),
-                                        os.environ.get("PYTHONPATH", "")])}
-  done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True,
-                        text=True, env=env, timeout=300)
+  env = {
+    **os.environ,
+    "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+    "JAX_PLATFORMS": "cpu",
+    "PYTHONPATH": os.pathsep.join(
+      [str(pathlib.Path(__file__).parent), os.environ.get("PYTHONPATH", "")]
+    ),
+  }
+  done = subprocess.run(
+    [sys.executable, "-c", SCRIPT, str(tmp_path)],
+    capture_output=True,
+    text=True,
+    env=env,
+    timeout=300,
+  )
   assert done.returncode == 0, done.stderr
   runs = json.loads(done.stdout.strip().splitlines()[-1])
   for name, by_mode in runs.items():

@@ -41,38 +41,64 @@ def _fails(tmp_path, capsys, text, *args):
   return lines[0]
 
 
-@pytest.mark.parametrize("text, expected", [
+@pytest.mark.parametrize(
+  "text, expected",
+  [
     (GOOD + "stepz: 5\n", ["unknown key(s) 'stepz'", "valid keys: description, workload, steps"]),
-    (GOOD.replace("noisy_quadratic", "mnist2d"),
-     ["unknown workload 'mnist2d'", "valid workloads:", "mnist1d_mlp", "noisy_quadratic"]),
+    (
+      GOOD.replace("noisy_quadratic", "mnist2d"),
+      ["unknown workload 'mnist2d'", "valid workloads:", "mnist1d_mlp", "noisy_quadratic"],
+    ),
     (GOOD.replace("dim: 4", "dims: 4"), ["unknown option(s) dims", "accepted options: dim"]),
-    (GOOD.replace("name: adamw", "name: adamw2"),
-     ["unknown optimizer 'adamw2'", "valid names: adamw, adamw_cosine", "prodigy"]),
-    (GOOD.replace("learning_rate:", "lr:"),
-     ["optimizers['AdamW']: optimizer 'adamw': unknown parameter(s) lr",
-      "valid parameters: learning_rate"]),
-    (GOOD.replace("{name: adamw, learning_rate: 1e-2}",
-                  "{name: adamw, grid: {learning_rate: 1e-2}}"), ["grid must map"]),
-    (GOOD.replace("{name: adamw, learning_rate: 1e-2}",
-                  "{name: metaoptimize, grid: {gamma: [0.9, 2.0]}}"),
-     ["(grid point gamma=2)", "gamma"]),
+    (
+      GOOD.replace("name: adamw", "name: adamw2"),
+      ["unknown optimizer 'adamw2'", "valid names: adamw, adamw_cosine", "prodigy"],
+    ),
+    (
+      GOOD.replace("learning_rate:", "lr:"),
+      [
+        "optimizers['AdamW']: optimizer 'adamw': unknown parameter(s) lr",
+        "valid parameters: learning_rate",
+      ],
+    ),
+    (
+      GOOD.replace(
+        "{name: adamw, learning_rate: 1e-2}", "{name: adamw, grid: {learning_rate: 1e-2}}"
+      ),
+      ["grid must map"],
+    ),
+    (
+      GOOD.replace(
+        "{name: adamw, learning_rate: 1e-2}", "{name: metaoptimize, grid: {gamma: [0.9, 2.0]}}"
+      ),
+      ["(grid point gamma=2)", "gamma"],
+    ),
     (GOOD.replace("steps: 10", "steps: -3"), ["steps must be an integer >= 1, got -3"]),
     (GOOD.replace("steps: 10\n", ""), ["missing required key 'steps'"]),
     (GOOD + "checkpoint_every: 7\n", ["checkpoint_every (7) must be a multiple of log_every (5)"]),
     (GOOD.replace("seeds: 1", "seeds: [0, 0]"), ["seeds must not repeat"]),
-    (GOOD.replace("AdamW: {name: adamw, learning_rate: 1e-2}", "AdamW: adamw"),
-     ["optimizers['AdamW'] must be a mapping with a 'name'"]),
+    (
+      GOOD.replace("AdamW: {name: adamw, learning_rate: 1e-2}", "AdamW: adamw"),
+      ["optimizers['AdamW'] must be a mapping with a 'name'"],
+    ),
     (GOOD + '  "AdamW!": {name: adamw}\n', ["map to the same directory name"]),
     ("workload: [\n", ["not valid YAML"]),
-    ("workload: {name: cifar10_resnet18, options: {data_path: /nonexistent/cifar}}\n"
-     "steps: 10\noptimizers: {A: {name: adamw}}\n",
-     ["workload 'cifar10_resnet18'", "/nonexistent/cifar", "cifar-10-batches-py"]),
-    ("workload: {name: tinystories_llama, options: {data_path: /nonexistent/ts}}\n"
-     "steps: 10\noptimizers: {A: {name: adamw}}\n",
-     ["workload 'tinystories_llama'", "/nonexistent/ts", "expected"]),
-    ("workload: {name: cifar10_resnet18}\nsteps: 10\noptimizers: {A: {name: adamw}}\n",
-     ["requires option(s) data_path"]),
-])
+    (
+      "workload: {name: cifar10_resnet18, options: {data_path: /nonexistent/cifar}}\n"
+      "steps: 10\noptimizers: {A: {name: adamw}}\n",
+      ["workload 'cifar10_resnet18'", "/nonexistent/cifar", "cifar-10-batches-py"],
+    ),
+    (
+      "workload: {name: tinystories_llama, options: {data_path: /nonexistent/ts}}\n"
+      "steps: 10\noptimizers: {A: {name: adamw}}\n",
+      ["workload 'tinystories_llama'", "/nonexistent/ts", "expected"],
+    ),
+    (
+      "workload: {name: cifar10_resnet18}\nsteps: 10\noptimizers: {A: {name: adamw}}\n",
+      ["requires option(s) data_path"],
+    ),
+  ],
+)
 def test_bad_config(tmp_path, capsys, text, expected):
   message = _fails(tmp_path, capsys, text)
   for part in expected:
@@ -110,8 +136,10 @@ def test_plot_of_a_non_results_dir(tmp_path, capsys):
 
 def test_yaml_numbers_and_overrides(tmp_path):
   path = _write(tmp_path, GOOD + "target_loss: 1e-2\n")
-  config = config_lib.load_config(path, ["steps=20", "optimizers.AdamW.learning_rate=3e-3",
-                                         "optimizers.Lion={name: lion}", "seeds=3"])
+  config = config_lib.load_config(
+    path,
+    ["steps=20", "optimizers.AdamW.learning_rate=3e-3", "optimizers.Lion={name: lion}", "seeds=3"],
+  )
   assert config.steps == 20 and config.seeds == (0, 1, 2) and config.target_loss == 0.01
   assert [o.display_name for o in config.optimizers] == ["AdamW", "Lion"]
   assert config.optimizers[0].params == {"learning_rate": 3e-3}
@@ -123,13 +151,22 @@ def test_yaml_numbers_and_overrides(tmp_path):
 
 
 def test_grid_points(tmp_path):
-  config = config_lib.load_config(_write(tmp_path, GOOD.replace(
-      "{name: adamw, learning_rate: 1e-2}",
-      "{name: adamw, b1: 0.8, grid: {learning_rate: [1e-3, 1e-2], b2: [0.99, 0.999]}}")))
+  config = config_lib.load_config(
+    _write(
+      tmp_path,
+      GOOD.replace(
+        "{name: adamw, learning_rate: 1e-2}",
+        "{name: adamw, b1: 0.8, grid: {learning_rate: [1e-3, 1e-2], b2: [0.99, 0.999]}}",
+      ),
+    )
+  )
   points = config.optimizers[0].points()
   assert [p.label for p in points] == [
-      "learning_rate=0.001,b2=0.99", "learning_rate=0.001,b2=0.999",
-      "learning_rate=0.01,b2=0.99", "learning_rate=0.01,b2=0.999"]
+    "learning_rate=0.001,b2=0.99",
+    "learning_rate=0.001,b2=0.999",
+    "learning_rate=0.01,b2=0.99",
+    "learning_rate=0.01,b2=0.999",
+  ]
   assert points[1].params == {"b1": 0.8, "learning_rate": 1e-3, "b2": 0.999}
 
 
@@ -137,8 +174,16 @@ def test_shipped_configs_are_valid():
   root = pathlib.Path(__file__).parents[2] / "configs"
   paths = sorted(root.glob("*.yaml"))
   assert {p.stem for p in paths} >= {
-      "quickstart", "noisy_quadratic", "tracking", "mnist1d_mlp", "mnist1d_cnn",
-      "continual_mnist1d", "charlm", "cifar10_resnet18", "tinystories_llama"}
+    "quickstart",
+    "noisy_quadratic",
+    "tracking",
+    "mnist1d_mlp",
+    "mnist1d_cnn",
+    "continual_mnist1d",
+    "charlm",
+    "cifar10_resnet18",
+    "tinystories_llama",
+  }
   for path in paths:
     config = config_lib.load_config(path)
     assert config.optimizers
@@ -154,11 +199,27 @@ def test_paper_resnet_blocks_match_the_model():
   tx = registry.build_optimizer(opt.name, config.steps, opt.params).tx
   state = jax.eval_shape(tx.init, params)
   assert set(mo.find_state(state).log_learning_rate) == {
-      "stem", "stage1", "stage2", "stage3", "stage4", "head"}
+    "stem",
+    "stage1",
+    "stage2",
+    "stage3",
+    "stage4",
+    "head",
+  }
 
 
-@pytest.mark.parametrize("name", ["quickstart", "noisy_quadratic", "tracking", "mnist1d_mlp",
-                                  "mnist1d_cnn", "continual_mnist1d", "charlm"])
+@pytest.mark.parametrize(
+  "name",
+  [
+    "quickstart",
+    "noisy_quadratic",
+    "tracking",
+    "mnist1d_mlp",
+    "mnist1d_cnn",
+    "continual_mnist1d",
+    "charlm",
+  ],
+)
 def test_shipped_configs_initialize(name):
   """Every optimizer of the CPU configs initializes on its workload's params."""
   config = config_lib.load_config(pathlib.Path(__file__).parents[2] / "configs" / f"{name}.yaml")

@@ -26,14 +26,12 @@ def _step(opt, params, state, step):
   return optax.apply_updates(params, updates), state, rates
 
 
-MO_VARIANTS = [
-    {"base": base} for base in ("adamw", "lion", "sgdm", "rmsprop", "sgd")
-] + [
-    {"meta": "adam", "gamma": 0.99, "blocks": "per_leaf"},
-    {"meta": "sgd", "meta_learning_rate": 1e-2, "blocks": "per_weight"},
-    {"meta": {"name": "adamw", "learning_rate": 1e-3, "b1": 0.8}, "blocks": "per_layer"},
-    {"hessian": "hvp", "blocks": "per_layer", "base": "lion", "b2": 0.98},
-    {"min_learning_rate": 1e-8, "max_learning_rate": 1.0, "weight_decay": 0.0},
+MO_VARIANTS = [{"base": base} for base in ("adamw", "lion", "sgdm", "rmsprop", "sgd")] + [
+  {"meta": "adam", "gamma": 0.99, "blocks": "per_leaf"},
+  {"meta": "sgd", "meta_learning_rate": 1e-2, "blocks": "per_weight"},
+  {"meta": {"name": "adamw", "learning_rate": 1e-3, "b1": 0.8}, "blocks": "per_layer"},
+  {"hessian": "hvp", "blocks": "per_layer", "base": "lion", "b2": 0.98},
+  {"min_learning_rate": 1e-8, "max_learning_rate": 1.0, "weight_decay": 0.0},
 ]
 
 
@@ -61,16 +59,22 @@ def test_metaoptimize_variants(params):
   assert isinstance(mo.find_state(state), mo.MetaOptimizeState)
   rates = registry.metaoptimize_rates(state)
   blocks = params.get("blocks", "scalar")
-  expected = {"scalar": {"all"}, "per_layer": {"l1", "(root)"},
-              "per_leaf": {"l1/w", "l1/b", "out"}, "per_weight": {"l1/w", "l1/b", "out"}}[blocks]
+  expected = {
+    "scalar": {"all"},
+    "per_layer": {"l1", "(root)"},
+    "per_leaf": {"l1/w", "l1/b", "out"},
+    "per_weight": {"l1/w", "l1/b", "out"},
+  }[blocks]
   assert set(rates) == expected
 
 
 def test_hypergradient_is_metaoptimize_with_gamma_zero():
   """Same trajectory as metaoptimize(gamma=0), different from gamma=1 (SGD meta)."""
+
   def run(name, **params):
-    opt = registry.build_optimizer(name, 10, {"initial_learning_rate": 1e-2, "meta": "sgd",
-                                              "meta_learning_rate": 10.0, **params})
+    opt = registry.build_optimizer(
+      name, 10, {"initial_learning_rate": 1e-2, "meta": "sgd", "meta_learning_rate": 10.0, **params}
+    )
     p, state = PARAMS, opt.tx.init(PARAMS)
     for t in range(4):
       p, state, _ = _step(opt, p, state, t)
@@ -99,7 +103,9 @@ def test_schedule_free_evaluates_at_the_average():
   assert not jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), x, p))
 
 
-@pytest.mark.parametrize("name, params, message", [
+@pytest.mark.parametrize(
+  "name, params, message",
+  [
     ("nadam", {}, "valid names: adamw, adamw_cosine"),
     ("adamw", {"lr": 1e-3}, "unknown parameter(s) lr; valid parameters: learning_rate, b1"),
     ("metaoptimize", {"momentum": 0.9}, "valid parameters: base, meta"),
@@ -108,7 +114,8 @@ def test_schedule_free_evaluates_at_the_average():
     ("metaoptimize", {"gamma": 1.5}, "gamma"),
     ("metaoptimize", {"hessian": "exact"}, "hessian"),
     ("hypergradient", {"gamma": 0.5}, "unknown parameter(s) gamma"),
-])
+  ],
+)
 def test_bad_optimizers_are_rejected(name, params, message):
   with pytest.raises(registry.RegistryError, match=None) as info:
     registry.build_optimizer(name, 10, params)

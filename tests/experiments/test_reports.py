@@ -16,34 +16,60 @@ def _write_run(out, opt, point, seed, losses, lr=None, diverged_at=None, test_lo
     results.write_record(f, {"event": "start", "seed": seed})
     for i, loss in enumerate(losses):
       rates = {"all": 1e-3 * (i + 1)} if lr is None else lr
-      results.write_record(f, {"event": "train", "step": 10 * (i + 1), "loss": loss,
-                               "accuracy": 0.5, "learning_rate": rates,
-                               "step_time": None if i == 0 else 0.002})
+      results.write_record(
+        f,
+        {
+          "event": "train",
+          "step": 10 * (i + 1),
+          "loss": loss,
+          "accuracy": 0.5,
+          "learning_rate": rates,
+          "step_time": None if i == 0 else 0.002,
+        },
+      )
     if diverged_at is not None:
       results.write_record(f, {"event": "diverged", "step": diverged_at, "reason": "nan"})
       results.write_record(f, {"event": "end", "status": "diverged", "step": diverged_at})
       return
-    results.write_record(f, {"event": "eval", "step": 10 * len(losses),
-                             "test_loss": test_loss + seed, "test_accuracy": 0.25})
+    results.write_record(
+      f,
+      {
+        "event": "eval",
+        "step": 10 * len(losses),
+        "test_loss": test_loss + seed,
+        "test_accuracy": 0.25,
+      },
+    )
     results.write_record(f, {"event": "end", "status": "finished", "step": 10 * len(losses)})
 
 
 @pytest.fixture
 def results_dir(tmp_path):
   raw = {
-      "workload": {"name": "noisy_quadratic"}, "steps": 30, "seeds": [0, 1], "log_every": 10,
-      "output_dir": str(tmp_path), "target_loss": 0.5,
-      "optimizers": {
-          "MO": {"name": "metaoptimize", "blocks": "per_layer"},
-          "AdamW": {"name": "adamw", "grid": {"learning_rate": [1e-3, 1e-2, 1e-1]}},
-          "Bad": {"name": "lion"},
-      }}
+    "workload": {"name": "noisy_quadratic"},
+    "steps": 30,
+    "seeds": [0, 1],
+    "log_every": 10,
+    "output_dir": str(tmp_path),
+    "target_loss": 0.5,
+    "optimizers": {
+      "MO": {"name": "metaoptimize", "blocks": "per_layer"},
+      "AdamW": {"name": "adamw", "grid": {"learning_rate": [1e-3, 1e-2, 1e-1]}},
+      "Bad": {"name": "lion"},
+    },
+  }
   config = config_lib.from_dict(raw)
   (tmp_path / results.CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
   mo, adamw, bad = config.optimizers
   for seed in (0, 1):
-    _write_run(tmp_path, mo, mo.points()[0], seed, [2.0, 0.6, 0.4],
-               lr={"layer1": 1e-3 * (seed + 1), "layer2": 2e-3})
+    _write_run(
+      tmp_path,
+      mo,
+      mo.points()[0],
+      seed,
+      [2.0, 0.6, 0.4],
+      lr={"layer1": 1e-3 * (seed + 1), "layer2": 2e-3},
+    )
     lo, mid, hi = adamw.points()
     _write_run(tmp_path, adamw, lo, seed, [2.0, 1.0, 0.9])
     _write_run(tmp_path, adamw, mid, seed, [2.0, 0.3, 0.2 + 0.1 * seed])
@@ -60,8 +86,7 @@ def test_grid_keeps_the_best_finished_point(results_dir):
   summary = reports.summarize(config, loaded)
   row = summary["optimizers"][1]
   assert row["grid"]["best"] == "learning_rate=0.01"
-  assert [p["final_train_loss"] for p in row["grid"]["points"]] == pytest.approx(
-      [0.9, 0.25, None])
+  assert [p["final_train_loss"] for p in row["grid"]["points"]] == pytest.approx([0.9, 0.25, None])
   assert row["metrics"]["train_loss"] == pytest.approx({"mean": 0.25, "std": 0.05, "n": 2})
   assert row["metrics"]["test_loss"]["mean"] == pytest.approx(1.5)
   assert row["steps_to_target"] == {"reached": 2, "of": 2, "mean": 20.0, "std": 0.0, "n": 2}
@@ -73,17 +98,22 @@ def test_table(results_dir):
   lines = table.splitlines()
   # Without a recorded primary metric (results from before it was), the final training loss
   # ranks; the online means (step-weighted over the train records) stand beside it.
-  assert lines[0] == ("| Optimizer | rank | train loss (primary) | online loss | test loss "
-                      "| online accuracy | train accuracy | test accuracy "
-                      "| steps to loss ≤ 0.5 | ms / step | notes |")
+  assert lines[0] == (
+    "| Optimizer | rank | train loss (primary) | online loss | test loss "
+    "| online accuracy | train accuracy | test accuracy "
+    "| steps to loss ≤ 0.5 | ms / step | notes |"
+  )
   mo_row, adamw_row, bad_row = lines[2:]
   assert mo_row.startswith(
-      "| MO | 2 | 0.4 ± 0 | 1 ± 0 | 1.5 ± 0.5 | 0.5 ± 0 | 0.5 ± 0 | 0.25 ± 0 | 30 | 2 ± 0 |")
+    "| MO | 2 | 0.4 ± 0 | 1 ± 0 | 1.5 ± 0.5 | 0.5 ± 0 | 0.5 ± 0 | 0.25 ± 0 | 30 | 2 ± 0 |"
+  )
   assert adamw_row.startswith("| AdamW | 1 | 0.25 ± 0.05 |")
-  assert ("tuned: learning_rate ∈ {0.001, 0.01, 0.1}; best learning_rate=0.01 by final "
-          "training loss") in adamw_row
-  assert bad_row.startswith("| Bad | — | diverged | diverged | diverged | diverged | diverged "
-                            "| diverged | not reached |")
+  assert (
+    "tuned: learning_rate ∈ {0.001, 0.01, 0.1}; best learning_rate=0.01 by final training loss"
+  ) in adamw_row
+  assert bad_row.startswith(
+    "| Bad | — | diverged | diverged | diverged | diverged | diverged | diverged | not reached |"
+  )
   assert "diverged in 2/2 seeds (step 12, 12)" in bad_row
   md = (results_dir / "summary.md").read_text()
   assert table in md and "Grid of AdamW" in md and "learning_rate=0.01: 0.25  ← best" in md
@@ -106,4 +136,6 @@ def test_plots_hold_every_optimizer(results_dir):
   assert [t.get_text() for t in mo_ax.get_legend().get_texts()] == ["layer1", "layer2"]
   assert len(mo_ax.get_lines()) == 4  # two blocks x two seeds
   assert [t.get_text() for t in peers_ax.get_legend().get_texts()] == [
-      "AdamW (learning_rate=0.01)", "Bad"]
+    "AdamW (learning_rate=0.01)",
+    "Bad",
+  ]

@@ -47,9 +47,14 @@ def test_metrics_stream(tmp_path, workload):
 
 def test_resume_equals_uninterrupted(tmp_path, workload):
   optimizers = {
-      "MetaOptimize": {"name": "metaoptimize", "initial_learning_rate": 1e-3,
-                       "meta_learning_rate": 0.05, "blocks": "per_layer"},
-      "AdamW": {"name": "adamw", "learning_rate": 1e-2}}
+    "MetaOptimize": {
+      "name": "metaoptimize",
+      "initial_learning_rate": 1e-3,
+      "meta_learning_rate": 0.05,
+      "blocks": "per_layer",
+    },
+    "AdamW": {"name": "adamw", "learning_rate": 1e-2},
+  }
   full = tiny_config(tmp_path / "full", checkpoint_every=10, optimizers=optimizers)
   runner.run_experiment(full, workload, progress=False)
 
@@ -57,8 +62,10 @@ def test_resume_equals_uninterrupted(tmp_path, workload):
   stopped = runner.run_experiment(cut, workload, progress=False, stop_after=20)
   assert {o.status for o in stopped} == {"stopped"}
   # Records written after the checkpoint (a torn last line too) must not survive the resume.
-  mo_path = (results.run_dir(cut.output_dir, cut.optimizers[0], cut.optimizers[0].points()[0], 0)
-             / results.METRICS_FILE)
+  mo_path = (
+    results.run_dir(cut.output_dir, cut.optimizers[0], cut.optimizers[0].points()[0], 0)
+    / results.METRICS_FILE
+  )
   with mo_path.open("a") as f:
     f.write('{"event": "train", "step": 25, "loss": 123.0}\n{"event": "tr')
   resumed = runner.run_experiment(cut, workload, resume=True, progress=False)
@@ -77,10 +84,15 @@ def test_resume_equals_uninterrupted(tmp_path, workload):
 
 
 def test_diverging_optimizer_is_reported_and_others_go_on(tmp_path, workload):
-  config = tiny_config(tmp_path, seeds=1, target_loss=0.9, optimizers={
+  config = tiny_config(
+    tmp_path,
+    seeds=1,
+    target_loss=0.9,
+    optimizers={
       "Boom": {"name": "adamw", "learning_rate": 1e30},
       "AdamW": {"name": "adamw", "learning_rate": 1e-2},
-  })
+    },
+  )
   outcomes = runner.run_experiment(config, workload, progress=False)
   boom, adamw = outcomes
   assert boom.status == "diverged" and "non-finite training loss" in boom.reason
@@ -105,7 +117,8 @@ def test_evaluation_at_schedule_free_average(workload):
   params, model_state, opt_state = trainer.init(jax.random.PRNGKey(0))
   for step in range(10):
     params, model_state, opt_state, _ = trainer.train_step(
-        params, model_state, opt_state, workload.train_batch(0, step), np.int32(step))
+      params, model_state, opt_state, workload.train_batch(0, step), np.int32(step)
+    )
   got = runner.evaluate(trainer, params, model_state, opt_state, 0, 10)
   x = optax.contrib.schedule_free_eval_params(opt_state, params)
   loss = jax.jit(lambda p, b: workload.loss(p, model_state, b, False)[0])
