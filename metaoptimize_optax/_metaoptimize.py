@@ -354,10 +354,12 @@ def metaoptimize(
     )
     discount = gamma(state.count) if callable(gamma) else gamma
     meta_grad = rule.meta_gradient(lay, state.trace, g, log_lr)
-    # The old trace is read (meta-gradient) before it is overwritten, and the
-    # old params (trace) before the returned update is applied: see _traces.after.
+    # The old trace is read (by the per-block sums of the meta-gradient) before
+    # it is overwritten, and the old params (by the trace) before the returned
+    # update is applied: see _traces.after.
+    sums = [z for z in jax.tree.leaves(meta_grad) if jnp.ndim(z) == 0]
     trace, base_state_trace = rule.next(
-      step, state.trace, state.base_state_trace, _traces.after(discount, meta_grad)
+      step, state.trace, state.base_state_trace, _traces.after(discount, sums)
     )
     trace_leaves = lay.treedef.flatten_up_to(trace)
     dw = [_traces.after(d, t) for d, t in zip(dw, trace_leaves, strict=True)]
