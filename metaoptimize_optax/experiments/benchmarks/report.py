@@ -28,6 +28,7 @@ COLUMNS = (
 )
 SECTIONS = {
   "update": "Optimizer update alone (`tx.update` + `optax.apply_updates`, jitted, donated)",
+  "update_undonated": "Optimizer update alone, not donated (fresh output buffers every step)",
   "step": "Whole train step (forward, backward, update; jitted, donated)",
 }
 

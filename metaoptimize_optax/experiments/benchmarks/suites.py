@@ -4,7 +4,7 @@ Every optimizer comes from the experiment registry (the same transformations
 the ``run`` and ``compare`` commands train), and every timing is a ratio to
 ``optax.adamw`` measured alternately with it in the same process (see
 :mod:`.timing`). Steps are jitted with params and optimizer state donated, as
-the runner's train step is.
+the runner's train step is (``donate=False`` times them without donation).
 """
 
 from __future__ import annotations
@@ -35,19 +35,59 @@ class Candidate(NamedTuple):
 
 
 def metaoptimize_candidate(
-  blocks: str, meta: str, hessian: str = "free", target: float | None = None
+  blocks: str,
+  meta: str,
+  hessian: str = "free",
+  target: float | None = None,
+  *,
+  meta_parameters: Mapping[str, str] | None = None,
+  trace_dtype: str | None = None,
 ) -> Candidate:
-  """MetaOptimize around AdamW with the given blocks, meta optimizer and trace."""
+  """MetaOptimize around AdamW with the given blocks, meta optimizer and trace.
+
+  ``meta_parameters`` (name -> space) are learned beside the learning rate;
+  ``trace_dtype`` (e.g. ``"float32"``) is the dtype of the trace.
+  """
   label = f"MetaOptimize {hessian} {blocks} ({meta.capitalize()} meta)"
-  return Candidate(
-    label,
-    "metaoptimize",
-    {"base": "adamw", "meta": meta, "blocks": blocks, "hessian": hessian},
-    target,
-  )
+  params: dict[str, Any] = {"base": "adamw", "meta": meta, "blocks": blocks, "hessian": hessian}
+  if meta_parameters:
+    label += f" learning {', '.join(meta_parameters)}"
+    params["meta_parameters"] = dict(meta_parameters)
+  if trace_dtype is not None:
+    label += f" ({trace_dtype} trace)"
+    params["trace_dtype"] = trace_dtype
+  return Candidate(label, "metaoptimize", params, target)
 
 
 ADAMW = Candidate(BASELINE, "adamw", {"learning_rate": 1e-3, "weight_decay": 0.1})
+
+# The learning-rate-free peers (optax.contrib, at the registry's defaults).
+PEERS: tuple[Candidate, ...] = (
+  Candidate("Prodigy", "prodigy"),
+  Candidate("Mechanic", "mechanic"),
+  Candidate("COCOB", "cocob"),
+  Candidate("DoWG", "dowg"),
+  Candidate("MoMo-Adam", "momo_adam"),
+  Candidate("Schedule-free AdamW", "schedule_free_adamw"),
+  Candidate("DoG", "dog"),
+)
+
+# The meta-parameters' traces (forward-mode tangents): their cost over AdamW.
+META_PARAMETER_CANDIDATES: tuple[Candidate, ...] = tuple(
+  metaoptimize_candidate("scalar", "lion", meta_parameters=learned)
+  for learned in (
+    {"b2": "logit"},
+    {"weight_decay": "log"},
+    {"b1": "logit", "b2": "logit", "weight_decay": "log"},
+  )
+)
+
+# bfloat16 params: the trace in the params' dtype, or in float32 (trace_dtype).
+BF16_CANDIDATES: tuple[Candidate, ...] = (
+  ADAMW,
+  metaoptimize_candidate("scalar", "lion"),
+  metaoptimize_candidate("scalar", "lion", trace_dtype="float32"),
+)
 
 # The update alone: target 1.3 for the Hessian-free scalar and per-layer
 # blocks (one read and one write of a params-sized trace on top of AdamW's
@@ -61,13 +101,14 @@ UPDATE_CANDIDATES: tuple[Candidate, ...] = (
   metaoptimize_candidate("per_layer", "adam", target=1.3),
   metaoptimize_candidate("per_weight", "lion"),
   metaoptimize_candidate("per_weight", "adam"),
+  *PEERS,
 )
 
-PEERS: tuple[Candidate, ...] = (
-  Candidate("Prodigy", "prodigy"),
-  Candidate("Mechanic", "mechanic"),
-  Candidate("DoG", "dog"),
-  Candidate("Schedule-free AdamW", "schedule_free_adamw"),
+
+# Without donation: AdamW, the targets and schedule-free AdamW.
+UNDONATED_CANDIDATES: tuple[Candidate, ...] = (
+  *(c for c in UPDATE_CANDIDATES if c.label == BASELINE or c.target is not None),
+  *(c for c in PEERS if c.name == "schedule_free_adamw"),
 )
 
 
@@ -102,33 +143,47 @@ def fresh_copy(tree: Any) -> Any:
 # Steps.
 
 
-def update_step(tx: optax.GradientTransformation) -> Callable:
-  """``step(params, opt_state, grads)``: the update and ``apply_updates``, jitted, donated."""
+def update_step(
+  tx: optax.GradientTransformation, *, needs_value: bool = False, donate: bool = True
+) -> Callable:
+  """``step(params, opt_state, grads)``: the update and ``apply_updates``, jitted.
+
+  Params and state donated unless ``donate`` is false; ``value=`` (a constant
+  loss) is passed to optimizers that need it (MoMo).
+  """
 
   def step(params, opt_state, grads):
-    updates, opt_state = tx.update(grads, opt_state, params)
+    extra = {"value": jnp.ones((), jnp.float32)} if needs_value else {}
+    updates, opt_state = tx.update(grads, opt_state, params, **extra)
     return optax.apply_updates(params, updates), opt_state
 
-  return jax.jit(step, donate_argnums=(0, 1))
+  return jax.jit(step, donate_argnums=(0, 1) if donate else ())
 
 
-def train_step(loss_fn: Callable, optimizer: registry.Optimizer) -> Callable:
+def train_step(
+  loss_fn: Callable, optimizer: registry.Optimizer, *, donate: bool = True
+) -> Callable:
   """``step(params, model_state, opt_state, batch)``: forward, backward and update.
 
-  Jitted with the training state donated; ``value_fn`` is passed to
-  optimizers that need it (MetaOptimize with ``hessian="hvp"``).
+  Jitted with the training state donated (unless ``donate`` is false);
+  ``value_fn`` is passed to optimizers that need it (MetaOptimize with
+  ``hessian="hvp"``), ``value=`` (the batch loss) to those that take it (MoMo).
   """
 
   def step(params, model_state, opt_state, batch):
     def loss(p):
       return loss_fn(p, model_state, batch, True)
 
-    (_, (_, new_model_state)), grads = jax.value_and_grad(loss, has_aux=True)(params)
-    extra = {"value_fn": lambda p: loss(p)[0]} if optimizer.needs_value_fn else {}
+    (value, (_, new_model_state)), grads = jax.value_and_grad(loss, has_aux=True)(params)
+    extra: dict[str, Any] = {}
+    if optimizer.needs_value_fn:
+      extra["value_fn"] = lambda p: loss(p)[0]
+    if optimizer.needs_value:
+      extra["value"] = value
     updates, opt_state = optimizer.tx.update(grads, opt_state, params, **extra)
     return optax.apply_updates(params, updates), new_model_state, opt_state
 
-  return jax.jit(step, donate_argnums=(0, 1, 2))
+  return jax.jit(step, donate_argnums=(0, 1, 2) if donate else ())
 
 
 # ----------------------------------------------------------------------------
@@ -168,12 +223,17 @@ def _row(
   params_bytes: int,
   costs: Mapping[str, float],
   base_costs: Mapping[str, float],
+  *,
+  donated: bool = True,
+  dtype: str = "float32",
 ) -> dict[str, Any]:
   q1, q3 = t.ratio_quartiles
   ratio = lambda key: costs[key] / base_costs[key] if base_costs[key] else float("nan")
   return {
     "section": section,
     "setting": setting,
+    "donated": donated,
+    "dtype": dtype,
     "optimizer": candidate.label,
     "registry": {"name": candidate.name, **candidate.params},
     "ms_per_step": 1e3 * t.median_seconds,
@@ -211,14 +271,18 @@ def update_suite(
   min_seconds: float = 0.2,
   memory_budget: int = 3 << 30,
   seed: int = 0,
+  dtype: Any = jnp.float32,
+  donate: bool = True,
 ) -> list[dict[str, Any]]:
   """Times ``tx.update`` + ``apply_updates`` on a synthetic tree of ``num_params`` values.
 
   Candidates are timed in groups that fit ``memory_budget`` bytes (params and
-  state of each, the baseline in every group).
+  state of each, the baseline in every group). ``dtype`` is the params' (and
+  gradients') dtype; ``donate=False`` times the step without donation (its
+  rows are in the section ``"update_undonated"``).
   """
   _check(candidates)
-  params = trees.synthetic_params(num_params, seed)
+  params = trees.synthetic_params(num_params, seed, dtype)
   grads = trees.synthetic_grads(params, seed + 1)
   params_bytes = trees.nbytes(params)
   optimizers = {c.label: build(c) for c in candidates}
@@ -232,16 +296,20 @@ def update_suite(
       p = fresh_copy(params)
       tx = optimizers[label].tx
       steppers[label], costs[label] = compile_stepper(
-        update_step(tx), (p, fresh_copy(tx.init(p))), (grads,)
+        update_step(tx, needs_value=optimizers[label].needs_value, donate=donate),
+        (p, fresh_copy(tx.init(p))),
+        (grads,),
       )
     timings = timing.merge(
       [timings, timing.time_alternately(steppers, BASELINE, rounds=rounds, min_seconds=min_seconds)]
     )
     del steppers
-  setting = f"{trees.describe(trees.count(params))} in {len(jax.tree.leaves(params))} leaves"
+  name = jnp.dtype(dtype).name
+  kind = "" if name == "float32" else f" {name}"
+  setting = f"{trees.describe(trees.count(params))}{kind} in {len(jax.tree.leaves(params))} leaves"
   return [
     _row(
-      "update",
+      "update" if donate else "update_undonated",
       setting,
       c,
       timings[c.label],
@@ -250,6 +318,8 @@ def update_suite(
       params_bytes,
       costs[c.label],
       costs[BASELINE],
+      donated=donate,
+      dtype=name,
     )
     for c in candidates
   ]
@@ -263,6 +333,7 @@ def step_suite(
   min_seconds: float = 0.2,
   seed: int = 0,
   workload_options: Mapping[str, Any] | None = None,
+  setting_label: str | None = None,
 ) -> list[dict[str, Any]]:
   """Times one whole jitted train step of a workload under every candidate.
 
@@ -274,6 +345,7 @@ def step_suite(
     min_seconds: least time of one measurement.
     seed: seed of the initial params and of the (fixed) batch.
     workload_options: options of a workload given by name.
+    setting_label: the setting's name in the table; default the workload's name.
   """
   if isinstance(workload, str):
     from metaoptimize_optax.experiments.workloads import get_workload
@@ -293,8 +365,9 @@ def step_suite(
     steppers[label], costs[label] = compile_stepper(
       train_step(workload.loss, optimizer), carry, (batch,)
     )
+  dtype = jnp.result_type(*jax.tree.leaves(params)).name
   timings = timing.time_alternately(steppers, BASELINE, rounds=rounds, min_seconds=min_seconds)
-  setting = f"{workload.name} ({trees.describe(trees.count(params))} params)"
+  setting = f"{setting_label or workload.name} ({trees.describe(trees.count(params))} params)"
   return [
     _row(
       "step",
@@ -306,6 +379,7 @@ def step_suite(
       params_bytes,
       costs[c.label],
       costs[BASELINE],
+      dtype=dtype,
     )
     for c in candidates
   ]

@@ -25,37 +25,44 @@ def layer_shapes(num_params: int) -> tuple[int, int]:
   return num_layers, width
 
 
-def synthetic_params(num_params: int, seed: int = 0) -> dict:
-  """A float32 tree of about ``num_params`` values in transformer-like layers.
+def synthetic_params(num_params: int, seed: int = 0, dtype=jnp.float32) -> dict:
+  """A tree of about ``num_params`` values (``dtype``) in transformer-like layers.
 
   Each layer holds an attention block (``qkv`` and ``out`` kernels), an MLP
   (``up`` and ``down`` kernels with biases) and two norm scales: eight leaves
   of mixed shapes, so per-leaf and per-layer costs show as in a real model.
+  Generated layer by layer on the default device, so a tree of a billion
+  values never passes through host memory at once.
   """
   num_layers, d = layer_shapes(num_params)
-  rng = np.random.default_rng(seed)
+  keys = iter(jax.random.split(jax.random.PRNGKey(seed), 4 * num_layers))
 
   def normal(*shape):
-    return jnp.asarray(rng.standard_normal(shape, dtype=np.float32) / math.sqrt(shape[0]))
+    x = jax.random.normal(next(keys), shape, jnp.float32) / math.sqrt(shape[0])
+    return x.astype(dtype)
 
   return {
     f"layer{i}": {
       "attention": {"qkv": normal(d, 3 * d), "out": normal(d, d)},
       "mlp": {
-        "up": {"kernel": normal(d, 4 * d), "bias": jnp.zeros(4 * d)},
-        "down": {"kernel": normal(4 * d, d), "bias": jnp.zeros(d)},
+        "up": {"kernel": normal(d, 4 * d), "bias": jnp.zeros(4 * d, dtype)},
+        "down": {"kernel": normal(4 * d, d), "bias": jnp.zeros(d, dtype)},
       },
-      "norm": {"attention": jnp.ones(d), "mlp": jnp.ones(d)},
+      "norm": {"attention": jnp.ones(d, dtype), "mlp": jnp.ones(d, dtype)},
     }
     for i in range(num_layers)
   }
 
 
 def synthetic_grads(params: dict, seed: int = 1) -> dict:
-  """Gradient-like values (zero mean, scale 1e-2) shaped like ``params``."""
-  rng = np.random.default_rng(seed)
-  return jax.tree.map(
-    lambda p: jnp.asarray(1e-2 * rng.standard_normal(p.shape, dtype=np.float32)), params
+  """Gradient-like values (zero mean, scale 1e-2) shaped like ``params``, in their dtype."""
+  leaves, treedef = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
+  return treedef.unflatten(
+    [
+      (1e-2 * jax.random.normal(k, p.shape, jnp.float32)).astype(p.dtype)
+      for k, p in zip(keys, leaves, strict=True)
+    ]
   )
 
 
