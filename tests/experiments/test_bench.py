@@ -463,6 +463,18 @@ def test_main_bench_prints_and_writes(tmp_path, capsys, monkeypatch):
   )
 
 
+def test_write_keeps_hand_written_sections(tmp_path):
+  rows = [fake_row("update", "AdamW", 1.0), fake_row("update", "MO", 1.25, 1.3)]
+  settings, env = {"rounds": 1, "min_seconds": 0.1}, {k: "x" for k in report.environment()}
+  md, _ = report.write(tmp_path, rows, settings, env)
+  assert not [line for line in md.read_text().splitlines() if line.startswith("## ")]
+  md.write_text(md.read_text() + "\n## Profile\n\nnotes\n")
+  report.write(tmp_path, rows[:1], settings, env)
+  text = md.read_text()
+  assert text.startswith(report.markdown(rows[:1], settings, env))
+  assert text.endswith("\n## Profile\n\nnotes\n") and text.count("## Profile") == 1
+
+
 def test_undonated_candidates_are_the_targets_and_schedule_free():
   labels = [c.label for c in suites.UNDONATED_CANDIDATES]
   assert labels[0] == suites.BASELINE and labels[-1] == "Schedule-free AdamW"

@@ -129,17 +129,33 @@ def markdown(
   )
 
 
+def kept_sections(path: pathlib.Path) -> str:
+  """The hand-written tail of an existing report: from its first ``## `` heading on."""
+  if not path.exists():
+    return ""
+  lines = path.read_text().splitlines(keepends=True)
+  for i, line in enumerate(lines):
+    if line.startswith("## "):
+      return "\n" + "".join(lines[i:])
+  return ""
+
+
 def write(
   output_dir: str | pathlib.Path,
   rows: Sequence[Mapping[str, Any]],
   settings: Mapping[str, Any],
   env: Mapping[str, Any],
 ) -> tuple[pathlib.Path, ...]:
-  """Writes ``bench.md`` and ``bench.json`` to ``output_dir``; returns their paths."""
+  """Writes ``bench.md`` and ``bench.json`` to ``output_dir``; returns their paths.
+
+  Hand-written sections of an existing ``bench.md`` (from its first level-2
+  heading ``## ...`` on; the generated text has none) are kept after the new
+  tables, so notes such as a profile survive a rerun.
+  """
   out = pathlib.Path(output_dir)
   out.mkdir(parents=True, exist_ok=True)
   md, js = out / "bench.md", out / "bench.json"
-  md.write_text(markdown(rows, settings, env))
+  md.write_text(markdown(rows, settings, env) + kept_sections(md))
   js.write_text(
     json.dumps({"environment": dict(env), "settings": dict(settings), "rows": list(rows)}, indent=2)
     + "\n"
