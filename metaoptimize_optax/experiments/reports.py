@@ -614,7 +614,9 @@ def plot_losses(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) ->
   y range.
   """
   eval_key = _eval_loss_key(loaded)
-  panels = [("train", "loss", "training loss (mean over each log interval)")]
+  panels = [
+    ("train", "loss", "online training loss: each batch before its update (mean per log interval)")
+  ]
   if eval_key:
     panels.append(("eval", eval_key, eval_key.replace("_", " ")))
   fig, axes = panel_axes(len(panels), 6.5, 4.5)

@@ -12,6 +12,11 @@ The target at every step is a pure function of ``(seed, step)``: the initial
 signs and the sequence of flipped weights are drawn from seed-keyed
 generators. Evaluation is on a fixed held-out input set labelled by the target
 that is current at the evaluation step.
+
+Parameters as in the paper (20 inputs, 5 relevant, a flip every 20 steps, one
+example per step, no noise). A stream without an end: its primary metric is the
+online loss (the mean over the run of each example's loss before the update on
+it); ``configs/stream_tracking.yaml`` runs 20,000 steps (1,000 flips).
 """
 
 from __future__ import annotations
