@@ -145,11 +145,16 @@ def online_curve(train: Records, steps: int, bins: int = 10) -> dict[str, list[f
   for r, w in zip(train, _interval_steps(train), strict=True):
     i = min(int(np.searchsorted(ends, r["step"])), bins - 1)
     per_bin[i].append({**r, "_w": w})
-  keys = list(dict.fromkeys(k for r in train for k in r if k not in TRAIN_RECORD_KEYS))
+  numeric = lambda v: isinstance(v, int | float) and not isinstance(v, bool)
+  keys = list(
+    dict.fromkeys(
+      k for r in train for k, v in r.items() if k not in TRAIN_RECORD_KEYS and numeric(v)
+    )
+  )
   for k in keys:
     values: list[float | None] = []
     for records in per_bin:
-      pts = [(r["_w"], r[k]) for r in records if r.get(k) is not None]
+      pts = [(r["_w"], r[k]) for r in records if numeric(r.get(k))]
       total = sum(w for w, _ in pts)
       values.append(sum(w * v for w, v in pts) / total if total else None)
     out[k] = values
