@@ -106,27 +106,40 @@ class ExperimentConfig:
   def to_dict(self) -> dict[str, Any]:
     """The config as plain data (the YAML schema, defaults filled in)."""
     return {
-        "description": self.description,
-        "workload": {"name": self.workload.name, "options": dict(self.workload.options)},
-        "steps": self.steps,
-        "seeds": list(self.seeds),
-        "log_every": self.log_every,
-        "eval_every": self.eval_every,
-        "checkpoint_every": self.checkpoint_every,
-        "output_dir": self.output_dir,
-        "target_loss": self.target_loss,
-        "data_parallel": self.data_parallel,
-        "optimizers": {
-            o.display_name: {"name": o.name, **o.params,
-                             **({"grid": {k: list(v) for k, v in o.grid.items()}}
-                                if o.grid else {})}
-            for o in self.optimizers
-        },
+      "description": self.description,
+      "workload": {"name": self.workload.name, "options": dict(self.workload.options)},
+      "steps": self.steps,
+      "seeds": list(self.seeds),
+      "log_every": self.log_every,
+      "eval_every": self.eval_every,
+      "checkpoint_every": self.checkpoint_every,
+      "output_dir": self.output_dir,
+      "target_loss": self.target_loss,
+      "data_parallel": self.data_parallel,
+      "optimizers": {
+        o.display_name: {
+          "name": o.name,
+          **o.params,
+          **({"grid": {k: list(v) for k, v in o.grid.items()}} if o.grid else {}),
+        }
+        for o in self.optimizers
+      },
     }
 
 
-TOP_LEVEL_KEYS = ("description", "workload", "steps", "seeds", "log_every", "eval_every",
-                  "checkpoint_every", "output_dir", "target_loss", "data_parallel", "optimizers")
+TOP_LEVEL_KEYS = (
+  "description",
+  "workload",
+  "steps",
+  "seeds",
+  "log_every",
+  "eval_every",
+  "checkpoint_every",
+  "output_dir",
+  "target_loss",
+  "data_parallel",
+  "optimizers",
+)
 WORKLOAD_KEYS = ("name", "options")
 
 
@@ -145,13 +158,17 @@ class _Loader(yaml.SafeLoader):
 
 
 _Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+  "tag:yaml.org,2002:float",
+  re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
                   |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
                   |\.[0-9_]+(?:[eE][-+][0-9]+)?
                   |[-+]?\.(?:inf|Inf|INF)
-                  |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
+                  |\.(?:nan|NaN|NAN))$""",
+    re.X,
+  ),
+  list("-+0123456789."),
+)
 
 
 def parse_yaml(text: str) -> Any:
@@ -173,7 +190,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
       if child is None:
         child = {}
       elif not isinstance(child, dict):
-        raise ConfigError(f"--set {item!r}: {'.'.join(parents[:i + 1])} is not a mapping.")
+        raise ConfigError(f"--set {item!r}: {'.'.join(parents[: i + 1])} is not a mapping.")
       node[part] = child = dict(child)
       node = child
     node[leaf] = parse_yaml(value)
@@ -183,10 +200,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
 def effective_description(path: str | pathlib.Path, overrides: Sequence[str]) -> str:
   """The description of a config file run with ``--set`` overrides."""
   sets = " ".join(f"--set {item}" for item in overrides)
-  return (
-    f"{path} with {sets} (the file's description is left out: it describes the file's "
-    "values)."
-  )
+  return f"{path} with {sets} (the file's description is left out: it describes the file's values)."
 
 
 def load_config(path: str | pathlib.Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
@@ -214,8 +228,9 @@ def load_config(path: str | pathlib.Path, overrides: Sequence[str] = ()) -> Expe
   if raw is None:
     raw = {}
   if not isinstance(raw, dict):
-    raise ConfigError(f"{path}: expected a mapping of config keys at the top level, "
-                      f"got {type(raw).__name__}.")
+    raise ConfigError(
+      f"{path}: expected a mapping of config keys at the top level, got {type(raw).__name__}."
+    )
   raw = apply_overrides(raw, overrides)
   keys = [item.partition("=")[0] for item in overrides]
   if any(k != "output_dir" for k in keys) and "description" not in keys:
@@ -229,8 +244,9 @@ def load_config(path: str | pathlib.Path, overrides: Sequence[str] = ()) -> Expe
 def _check_keys(where: str, got: Mapping[str, Any], valid: Sequence[str]) -> None:
   unknown = [str(k) for k in got if k not in valid]
   if unknown:
-    raise ConfigError(f"unknown key(s) {', '.join(map(repr, unknown))} in {where}; "
-                      f"valid keys: {', '.join(valid)}.")
+    raise ConfigError(
+      f"unknown key(s) {', '.join(map(repr, unknown))} in {where}; valid keys: {', '.join(valid)}."
+    )
 
 
 def _int(name: str, value: Any, minimum: int) -> int:
@@ -244,13 +260,17 @@ def _seeds(value: Any) -> tuple[int, ...]:
     if value < 1:
       raise ConfigError(f"seeds must be a count >= 1 or a list of integers, got {value!r}.")
     return tuple(range(value))
-  if (isinstance(value, list) and value
-      and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)):
+  if (
+    isinstance(value, list)
+    and value
+    and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)
+  ):
     if len(set(value)) != len(value):
       raise ConfigError(f"seeds must not repeat, got {value!r}.")
     return tuple(value)
-  raise ConfigError(f"seeds must be a count >= 1 or a non-empty list of integers >= 0, "
-                    f"got {value!r}.")
+  raise ConfigError(
+    f"seeds must be a count >= 1 or a non-empty list of integers >= 0, got {value!r}."
+  )
 
 
 def _optimizer(display_name: Any, raw: Any, steps: int) -> OptimizerConfig:
@@ -258,24 +278,27 @@ def _optimizer(display_name: Any, raw: Any, steps: int) -> OptimizerConfig:
   if not isinstance(display_name, str) or not display_name.strip():
     raise ConfigError(f"optimizer display names must be non-empty strings, got {display_name!r}.")
   if not isinstance(raw, dict) or "name" not in raw:
-    raise ConfigError(f"{where} must be a mapping with a 'name' (one of "
-                      f"{', '.join(registry.optimizer_names())}) and its parameters.")
+    raise ConfigError(
+      f"{where} must be a mapping with a 'name' (one of "
+      f"{', '.join(registry.optimizer_names())}) and its parameters."
+    )
   params = dict(raw)
   name = params.pop("name")
   grid = params.pop("grid", None) or {}
   if not registry.is_optimizer_name(name):
-    raise ConfigError(f"{where}: unknown optimizer {name!r}; valid names: "
-                      f"{', '.join(registry.optimizer_names())}, or optax.<alias> (any Optax "
-                      "optimizer, e.g. optax.adafactor).")
-  if not isinstance(grid, dict) or not all(
-      isinstance(v, list) and v for v in grid.values()):
-    raise ConfigError(f"{where}.grid must map parameter names to non-empty lists of values, "
-                      f"e.g. grid: {{learning_rate: [1.0e-3, 3.0e-3]}}; got {grid!r}.")
+    raise ConfigError(
+      f"{where}: unknown optimizer {name!r}; valid names: {', '.join(registry.optimizer_names())}"
+      ", or optax.<alias> (any Optax optimizer, e.g. optax.adafactor)."
+    )
+  if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+    raise ConfigError(
+      f"{where}.grid must map parameter names to non-empty lists of values, "
+      f"e.g. grid: {{learning_rate: [1.0e-3, 3.0e-3]}}; got {grid!r}."
+    )
   overlap = sorted(set(grid) & set(params))
   if overlap:
     raise ConfigError(f"{where}: {', '.join(overlap)} given both as a parameter and in grid.")
-  config = OptimizerConfig(display_name, name, params,
-                           {k: tuple(v) for k, v in grid.items()})
+  config = OptimizerConfig(display_name, name, params, {k: tuple(v) for k, v in grid.items()})
   for point in config.points():
     try:
       registry.build_optimizer(name, steps, point.params)
@@ -321,15 +344,19 @@ def from_dict(raw: Mapping[str, Any], default_output_dir: str = "results") -> Ex
   eval_every = _int("eval_every", raw.get("eval_every", max(1, steps // 10)) or 0, 0)
   checkpoint_every = _int("checkpoint_every", raw.get("checkpoint_every") or 0, 0)
   if checkpoint_every and checkpoint_every % log_every:
-    raise ConfigError(f"checkpoint_every ({checkpoint_every}) must be a multiple of log_every "
-                      f"({log_every}), so that a resumed run logs exactly what an "
-                      "uninterrupted one does.")
+    raise ConfigError(
+      f"checkpoint_every ({checkpoint_every}) must be a multiple of log_every "
+      f"({log_every}), so that a resumed run logs exactly what an "
+      "uninterrupted one does."
+    )
   seeds = _seeds(raw.get("seeds", 1))
 
   target_loss = raw.get("target_loss")
   if target_loss is not None and not (
-      isinstance(target_loss, int | float) and not isinstance(target_loss, bool)
-      and math.isfinite(target_loss)):
+    isinstance(target_loss, int | float)
+    and not isinstance(target_loss, bool)
+    and math.isfinite(target_loss)
+  ):
     raise ConfigError(f"target_loss must be a finite number, got {target_loss!r}.")
   output_dir = raw.get("output_dir") or default_output_dir
   if not isinstance(output_dir, str):
@@ -341,19 +368,29 @@ def from_dict(raw: Mapping[str, Any], default_output_dir: str = "results") -> Ex
 
   optimizers = raw["optimizers"]
   if not isinstance(optimizers, dict) or not optimizers:
-    raise ConfigError("optimizers must be a non-empty mapping display name -> "
-                      "{name: <registry name>, ...parameters}; valid registry names: "
-                      f"{', '.join(registry.optimizer_names())}.")
+    raise ConfigError(
+      "optimizers must be a non-empty mapping display name -> "
+      "{name: <registry name>, ...parameters}; valid registry names: "
+      f"{', '.join(registry.optimizer_names())}."
+    )
   opts = tuple(_optimizer(k, v, steps) for k, v in optimizers.items())
   slugs = [o.slug for o in opts]
   clash = sorted({s for s in slugs if slugs.count(s) > 1})
   if clash:
-    raise ConfigError(f"optimizer display names map to the same directory name(s) {clash}; "
-                      "rename them.")
+    raise ConfigError(
+      f"optimizer display names map to the same directory name(s) {clash}; rename them."
+    )
 
   return ExperimentConfig(
-      workload=workload_config, optimizers=opts, steps=steps, seeds=seeds, log_every=log_every,
-      eval_every=eval_every, checkpoint_every=checkpoint_every, output_dir=output_dir,
-      target_loss=None if target_loss is None else float(target_loss),
-      data_parallel=data_parallel, description=str(description))
-
+    workload=workload_config,
+    optimizers=opts,
+    steps=steps,
+    seeds=seeds,
+    log_every=log_every,
+    eval_every=eval_every,
+    checkpoint_every=checkpoint_every,
+    output_dir=output_dir,
+    target_loss=None if target_loss is None else float(target_loss),
+    data_parallel=data_parallel,
+    description=str(description),
+  )
