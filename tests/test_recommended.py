@@ -1,5 +1,6 @@
 """The recommended configuration: its defaults, and that it trains under jit."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,7 +30,26 @@ def test_settings_follow_the_run_length(steps, meta_lr):
 
 
 def test_settings_without_run_length():
-  assert mo.recommended_settings() == {"gamma": 1 - 1e-4, "meta_learning_rate": 9e-3}
+  assert mo.recommended_settings() == {"gamma": 0.995, "meta_learning_rate": 9e-3}
+
+
+def test_stream_call_is_per_layer_adamw_at_gamma_0995():
+  """Without total_steps (a stream): per-layer rates, gamma 0.995, Adam meta at 9e-3."""
+  params = {"l1": {"w": jnp.linspace(-1.0, 1.0, 6), "b": jnp.ones(2)}, "l2": {"w": jnp.ones(3)}}
+  loss = lambda p: sum(jnp.sum(jnp.sin(3 * x) ** 2) for x in jax.tree.leaves(p))
+  ref = mo.adamw(
+    1e-4, meta="adam", meta_learning_rate=9e-3, gamma=0.995, blocks="per_layer", weight_decay=0.1
+  )
+  results = []
+  for tx in (mo.recommended(), ref):
+    state, p = tx.init(params), params
+    for _ in range(20):
+      u, state = tx.update(jax.grad(loss)(p), state, p)
+      p = optax.apply_updates(p, u)
+    results.append((p, mo.learning_rates(state)))
+  chex.assert_trees_all_equal(results[0], results[1])
+  assert set(results[0][1]) == {"l1", "l2"}
+  assert set(mo.learning_rates(mo.recommended(blocks="scalar").init(params)).shape) == set()
 
 
 def test_is_adamw_with_adam_meta_and_those_settings():

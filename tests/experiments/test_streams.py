@@ -248,6 +248,7 @@ def test_stream_ranks_and_tunes_by_mean_online_loss(stream_dir):
   assert row["cells"]["AdamW"]["best"]
   assert data["train_loss"][0]["cells"]["Slow"]["best"]  # the final training loss, beside it
   assert "## Primary metric" in text and "(#1)" in text
+  assert (stream_dir.parent / "report" / "streams.png").stat().st_size > 0  # curves over the stream
 
 
 def test_finite_workload_ranks_by_held_out_accuracy(tmp_path):

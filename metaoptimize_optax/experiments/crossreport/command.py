@@ -102,6 +102,7 @@ def write_cross_report(
     meta_parameters,
     quality,
     robustness,
+    streams,
   )
 
   out = pathlib.Path(output_dir)
@@ -127,7 +128,12 @@ def write_cross_report(
   (out / "quality_by_method.md").write_text(quality.markdown(data, by_method=True))
   learning_rates.plot_learning_rates(workloads, drawn).savefig(out / "learning_rates.png", dpi=110)
   written = ["quality.md", "quality.json", "quality_by_method.md", "learning_rates.png"]
-  (out / "meta_parameters.png").unlink(missing_ok=True)  # No stale plot from an earlier report.
+  for name in ("meta_parameters.png", "streams.png"):  # No stale plots from an earlier report.
+    (out / name).unlink(missing_ok=True)
+  on_streams = [w for w in workloads if w.summary.get("primary_metric") == "online_loss"]
+  if on_streams:
+    streams.plot_streams(on_streams, columns).savefig(out / "streams.png", dpi=90)
+    written.append("streams.png")
   if meta_parameters.learned_names(workloads, columns):
     figure = meta_parameters.plot_meta_parameters(workloads, columns)
     figure.savefig(out / "meta_parameters.png", dpi=100)

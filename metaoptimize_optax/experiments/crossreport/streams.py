@@ -1,0 +1,77 @@
+"""The online loss and the learned rates over each stream, task switches marked (``streams.png``).
+
+One row per stream workload (``Workload.stream``): on the left the online loss
+(each logged interval's mean of the batches' losses before their updates, mean
+over seeds) of the chosen methods; on the right the learned rates of the
+MetaOptimize ones, one line per block. Dotted vertical lines mark where the
+stream changes (every ``task_steps`` or ``flip_every`` steps of the workload's
+options), when that is rarer than every 100 steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from metaoptimize_optax.experiments import reports
+from metaoptimize_optax.experiments.crossreport.learning_rates import block_curves
+from metaoptimize_optax.experiments.crossreport.loading import WorkloadResults
+
+SWITCH_OPTIONS = ("task_steps", "flip_every")  # Workload options that say when a stream changes.
+MIN_MARKED_INTERVAL = 100  # Changes more frequent than this are not marked (tracking: 20).
+
+
+def switch_every(workload: WorkloadResults) -> int | None:
+  """The steps between two changes of the stream, when the workload's options say so."""
+  options = workload.config.workload.options or {}
+  for key in SWITCH_OPTIONS:
+    if isinstance(options.get(key), int) and options[key] >= MIN_MARKED_INTERVAL:
+      return options[key]
+  return None
+
+
+def _online_curve(res) -> tuple[np.ndarray, np.ndarray]:
+  steps = sorted({r["step"] for run in res.chosen.runs for r in run.train})
+  by_step = {s: [] for s in steps}
+  for run in res.chosen.runs:
+    for r in run.train:
+      by_step[r["step"]].append(r["loss"])
+  return np.asarray(steps), np.asarray([np.mean(by_step[s]) for s in steps])
+
+
+def plot_streams(workloads: Sequence[WorkloadResults], methods: Sequence[str]) -> Figure:
+  """A row per stream of ``workloads``: the online loss and the learned rates of ``methods``."""
+  import matplotlib.pyplot as plt
+
+  rows = max(len(workloads), 1)
+  fig, axes = plt.subplots(rows, 2, figsize=(13, 3.2 * rows), squeeze=False)
+  for (ax_loss, ax_lr), workload in zip(axes, workloads, strict=False):
+    every = switch_every(workload)
+    for i, method in enumerate(methods):
+      res = workload.result(method)
+      if res is None:
+        continue
+      color = reports.line_color(i, len(methods))
+      ax_loss.plot(*_online_curve(res), color=color, linewidth=1.0, label=method)
+      if res.is_metaoptimize:
+        for k, (block, curve) in enumerate(block_curves(res.chosen.runs).items()):
+          alpha = 1.0 if k == 0 else 0.6
+          ax_lr.plot(*curve, color=color, linewidth=1.0, alpha=alpha, label=f"{method}: {block}")
+    for ax in (ax_loss, ax_lr):
+      if every:
+        last = workload.config.steps
+        for s in range(every, last, every):
+          ax.axvline(s, color="gray", linestyle=":", linewidth=0.6)
+      ax.set_xlabel("step")
+      ax.grid(alpha=0.3, which="both")
+    ax_loss.set_yscale("log")
+    ax_lr.set_yscale("log")
+    marked = f", a change every {every} steps (dotted)" if every else ""
+    ax_loss.set_title(f"{workload.label}: online loss{marked}", fontsize=9)
+    ax_lr.set_title(f"{workload.label}: learned learning rates, by block", fontsize=9)
+    ax_loss.legend(fontsize=6)
+    ax_lr.legend(fontsize=6)
+  fig.tight_layout()
+  return fig
