@@ -1,0 +1,35 @@
+"""The experiment side of metaoptimize-optax: workloads, peers, runner, results, reports, bench.
+
+Data flows one way::
+
+  config.py (YAML) -> runner.py -> workload (data, model, loss) x optimizer (optimizers.py)
+    -> one jitted train step -> records -> results.py (the results directory)
+    -> summary.py (one directory) / report/ (several) -> tables and plots
+
+Where to add what:
+
+* **a peer** (another optimizer to compare with): a builder in :mod:`.optimizers`
+  returning a :class:`.optimizers.BuiltOptimizer`, registered in its table of
+  names; any Optax alias already works as ``name: optax.<alias>`` in a config.
+* **a workload**: a factory returning a :class:`.workloads.base.Workload` (pure
+  ``init``, ``loss``, ``train_batch``, ``eval_batches``; its ``metrics`` and
+  ``primary_metric``), registered in :mod:`.workloads.registry`, or named in a
+  config as ``package.module:factory``.
+* **a metric**: return it from the workload's ``loss`` (training records and
+  evaluations carry every metric it returns) and list it in ``metrics``; the
+  tables take their columns from what the records hold, ranked by the
+  workload's ``primary_metric``. An optimizer-side value logged every step goes
+  through a :class:`.optimizers.BuiltOptimizer` hook (``learning_rates``,
+  ``meta_parameters``).
+* **a plot**: a function of the loaded results, in :mod:`.summary` for one
+  results directory, or a module of :mod:`.report` for several, called by
+  :func:`.summary.write_summary` or :func:`.report.command.write_cross_report`.
+
+Modules: :mod:`.config` (the YAML schema), :mod:`.optimizers` (registry names to
+Optax transformations), :mod:`.workloads` and :mod:`.models` (the tasks and their
+Flax NNX models), :mod:`.runner` (training, evaluation, checkpoints with
+:mod:`.checkpoints`), :mod:`.results` (the results directory: written and read
+there), :mod:`.summary` (one directory: ``summary.md``, plots; CLI verb
+``summarize``), :mod:`.report` (several directories; CLI verb ``report``),
+:mod:`.benchmarks` (speed and memory; CLI verb ``bench``), :mod:`.cli`.
+"""

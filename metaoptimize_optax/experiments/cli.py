@@ -5,7 +5,7 @@
   metaoptimize-optax run CONFIG        train the config's optimizers (metrics, checkpoints)
   metaoptimize-optax compare CONFIG    train every optimizer on the same data and seeds,
                                        then write and print the summary and plots
-  metaoptimize-optax plot RESULTS_DIR  (re)write the summary and plots of a results dir
+  metaoptimize-optax summarize RESULTS_DIR  (re)write the summary and plots of a results dir
   metaoptimize-optax report RESULTS_DIR [RESULTS_DIR ...] --output-dir DIR
                                        one quality table, learning-rate figure (and
                                        robustness plot) across several results dirs
@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from metaoptimize_optax.experiments.benchmarks import add_bench_subcommand
 from metaoptimize_optax.experiments.benchmarks import command as bench_command
 from metaoptimize_optax.experiments.config import ConfigError, ExperimentConfig, load_config
-from metaoptimize_optax.experiments.crossreport import command as report_command
+from metaoptimize_optax.experiments.report import command as report_command
 
 logger = logging.getLogger("metaoptimize_optax")
 
@@ -94,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
   )
   _add_config_args(compare)
   plot = sub.add_parser(
-    "plot",
-    help="summary and plots of a results directory",
+    "summarize",
+    aliases=["plot"],
+    help="summary and plots of a results directory (alias: plot)",
     description="(Re)write summary.md, summary.json, loss.png and learning_rates.png of "
     "RESULTS_DIR (made by run or compare) and print the table.",
   )
@@ -126,7 +127,8 @@ def headline(config: ExperimentConfig, overrides: Sequence[str] = ()) -> str:
 
 
 def _train(args: argparse.Namespace, *, compare: bool) -> int:
-  from metaoptimize_optax.experiments import reports, runner
+  from metaoptimize_optax.experiments import runner
+  from metaoptimize_optax.experiments import summary as summary_lib
 
   if args.resume and args.overwrite:
     raise ConfigError(
@@ -170,23 +172,23 @@ def _train(args: argparse.Namespace, *, compare: bool) -> int:
     print(f"({FINAL_LOSS_DEFINITION})")
   if compare:
     print()
-    print(reports.write_report(config.output_dir))
+    print(summary_lib.write_summary(config.output_dir))
     print(
       f"\nresults in {config.output_dir}/ (summary.md, loss.png, learning_rates.png); "
       f"{time.perf_counter() - start:.0f} s"
     )
   else:
     print(
-      f"\nmetrics in {config.output_dir}/; `metaoptimize-optax plot {config.output_dir}` "
+      f"\nmetrics in {config.output_dir}/; `metaoptimize-optax summarize {config.output_dir}` "
       "summarizes them."
     )
   return 0
 
 
 def _plot(args: argparse.Namespace) -> int:
-  from metaoptimize_optax.experiments import reports
+  from metaoptimize_optax.experiments import summary as summary_lib
 
-  print(reports.write_report(args.results_dir))
+  print(summary_lib.write_summary(args.results_dir))
   print(f"\nwrote {args.results_dir}/summary.md, summary.json, loss.png, learning_rates.png")
   return 0
 
@@ -201,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     if args.command == "bench":
       return bench_command.run(args)
-    if args.command == "plot":
+    if args.command in ("summarize", "plot"):
       return _plot(args)
     if args.command == "report":
       return report_command.run(args)

@@ -22,7 +22,7 @@ A config names one workload, a training budget and the optimizers to compare::
 
 Every problem is a :class:`ConfigError` with one clear message: unknown keys
 list the valid ones, unknown optimizers and parameters list the valid ones
-(see :mod:`metaoptimize_optax.experiments.registry`). Numbers such as ``1e-3``
+(see :mod:`metaoptimize_optax.experiments.optimizers`). Numbers such as ``1e-3``
 are read as floats (plain YAML 1.1 would read them as strings).
 """
 
@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from metaoptimize_optax.experiments import registry
+from metaoptimize_optax.experiments import optimizers as optimizer_lib
 
 
 class ConfigError(ValueError):
@@ -280,14 +280,15 @@ def _optimizer(display_name: Any, raw: Any, steps: int) -> OptimizerConfig:
   if not isinstance(raw, dict) or "name" not in raw:
     raise ConfigError(
       f"{where} must be a mapping with a 'name' (one of "
-      f"{', '.join(registry.optimizer_names())}) and its parameters."
+      f"{', '.join(optimizer_lib.optimizer_names())}) and its parameters."
     )
   params = dict(raw)
   name = params.pop("name")
   grid = params.pop("grid", None) or {}
-  if not registry.is_optimizer_name(name):
+  if not optimizer_lib.is_optimizer_name(name):
     raise ConfigError(
-      f"{where}: unknown optimizer {name!r}; valid names: {', '.join(registry.optimizer_names())}"
+      f"{where}: unknown optimizer {name!r}; valid names: "
+      f"{', '.join(optimizer_lib.optimizer_names())}"
       ", or optax.<alias> (any Optax optimizer, e.g. optax.adafactor)."
     )
   if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
@@ -301,8 +302,8 @@ def _optimizer(display_name: Any, raw: Any, steps: int) -> OptimizerConfig:
   config = OptimizerConfig(display_name, name, params, {k: tuple(v) for k, v in grid.items()})
   for point in config.points():
     try:
-      registry.build_optimizer(name, steps, point.params)
-    except registry.RegistryError as e:
+      optimizer_lib.build_optimizer(name, steps, point.params)
+    except optimizer_lib.OptimizerError as e:
       at = f" (grid point {point.label})" if point.label else ""
       raise ConfigError(f"{where}{at}: {e}") from None
   return config
@@ -371,7 +372,7 @@ def from_dict(raw: Mapping[str, Any], default_output_dir: str = "results") -> Ex
     raise ConfigError(
       "optimizers must be a non-empty mapping display name -> "
       "{name: <registry name>, ...parameters}; valid registry names: "
-      f"{', '.join(registry.optimizer_names())}."
+      f"{', '.join(optimizer_lib.optimizer_names())}."
     )
   opts = tuple(_optimizer(k, v, steps) for k, v in optimizers.items())
   slugs = [o.slug for o in opts]

@@ -6,8 +6,8 @@ Layout, under a config's ``output_dir``::
   <optimizer>/seed<k>/metrics.jsonl    one JSON record a line, written as they come
   <optimizer>/seed<k>/checkpoints/     Orbax checkpoints (when checkpoint_every > 0)
   <optimizer>/<grid point>/seed<k>/    the same, for each point of a grid
-  summary.md, summary.json             the comparison table (reports.py)
-  loss.png, learning_rates.png         the plots (reports.py)
+  summary.md, summary.json             the comparison table (summary.py)
+  loss.png, learning_rates.png         the plots (summary.py)
 
 Records of ``metrics.jsonl`` (``step`` counts the updates done):
 
@@ -31,13 +31,25 @@ Non-finite numbers are written as ``null``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import pathlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
-from metaoptimize_optax.experiments.config import GridPoint, OptimizerConfig, slugify
+import numpy as np
+
+from metaoptimize_optax.experiments import config as config_lib
+from metaoptimize_optax.experiments import optimizers as optimizer_lib
+from metaoptimize_optax.experiments.config import (
+  ConfigError,
+  ExperimentConfig,
+  GridPoint,
+  OptimizerConfig,
+  slugify,
+)
+from metaoptimize_optax.experiments.workloads.base import ONLINE_PREFIX
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -119,3 +131,196 @@ def final_train_loss(records: list[dict[str, Any]]) -> float | None:
 def iter_events(records: list[dict[str, Any]], event: str) -> Iterator[dict[str, Any]]:
   """The records of one kind (``"train"``, ``"eval"``, ...), in order."""
   return (r for r in records if r.get("event") == event)
+
+
+# ----------------------------------------------------------------------------
+# Reading a results directory.
+
+Records = list[dict[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecords:
+  """The metrics stream of one run."""
+
+  seed: int
+  records: Records
+
+  @property
+  def status(self) -> str:
+    end = end_record(self.records)
+    return end["status"] if end else "incomplete"
+
+  @property
+  def train(self) -> Records:
+    return list(iter_events(self.records, "train"))
+
+  @property
+  def evals(self) -> Records:
+    return list(iter_events(self.records, "eval"))
+
+  @property
+  def diverged(self) -> dict[str, Any] | None:
+    return next(iter_events(self.records, "diverged"), None)
+
+  def final_train_loss(self) -> float:
+    """:func:`.final_train_loss` (the table's train loss); infinite if the run
+    diverged or has none."""
+    loss = final_train_loss(self.records)
+    return math.inf if self.diverged is not None or loss is None else loss
+
+  def online(self) -> dict[str, float]:
+    """``{"online_<metric>": mean}``: each training metric's step-weighted mean over the run.
+
+    A train record holds the mean over its interval of each batch's metric before
+    the update on it, so this is the mean over every step of the run.
+    """
+    return online_means(self.train)
+
+  def online_score(self, metric: str = "online_loss") -> float:
+    """``metric`` (an online loss) of the run; infinite if it diverged or has none."""
+    value = self.online().get(metric)
+    return math.inf if self.diverged is not None or value is None else value
+
+
+TRAIN_RECORD_KEYS = ("event", "step", "learning_rate", "meta_parameters", "step_time")
+
+
+def _interval_steps(train: Records) -> list[int]:
+  """The number of steps each train record averages (its step minus the previous one's)."""
+  steps = [r["step"] for r in train]
+  return [b - a for a, b in zip([0, *steps[:-1]], steps, strict=True)]
+
+
+def online_means(train: Records) -> dict[str, float]:
+  """``{"online_<metric>": mean}`` over the steps of ``train`` records (weighted by interval)."""
+  weights = _interval_steps(train)
+  sums: dict[str, list[float]] = {}
+  for r, w in zip(train, weights, strict=True):
+    for k, v in r.items():
+      if k not in TRAIN_RECORD_KEYS and isinstance(v, int | float) and v is not None:
+        acc = sums.setdefault(k, [0.0, 0])
+        acc[0] += w * float(v)
+        acc[1] += w
+  return {f"{ONLINE_PREFIX}{k}": total / n for k, (total, n) in sums.items() if n}
+
+
+def online_curve(train: Records, steps: int, bins: int = 10) -> dict[str, list[float | None]]:
+  """Each online metric's mean over ``bins`` equal parts of a run of ``steps`` steps.
+
+  Returns ``{"step": [end of each bin], "<metric>": [mean or None], ...}``; a
+  record belongs to the bin holding its last step.
+  """
+  bins = max(1, min(bins, steps))
+  ends = [round(steps * (i + 1) / bins) for i in range(bins)]
+  out: dict[str, list[float | None]] = {"step": ends}
+  per_bin: list[list[dict[str, Any]]] = [[] for _ in ends]
+  for r, w in zip(train, _interval_steps(train), strict=True):
+    i = min(int(np.searchsorted(ends, r["step"])), bins - 1)
+    per_bin[i].append({**r, "_w": w})
+  numeric = lambda v: isinstance(v, int | float) and not isinstance(v, bool)
+  keys = list(
+    dict.fromkeys(
+      k for r in train for k, v in r.items() if k not in TRAIN_RECORD_KEYS and numeric(v)
+    )
+  )
+  for k in keys:
+    values: list[float | None] = []
+    for records in per_bin:
+      pts = [(r["_w"], r[k]) for r in records if numeric(r.get(k))]
+      total = sum(w for w, _ in pts)
+      values.append(sum(w * v for w, v in pts) / total if total else None)
+    out[k] = values
+  return out
+
+
+def recorded_primary_metric(runs: Sequence[RunRecords]) -> str | None:
+  """The workload's primary metric from the runs' start records (None if none says)."""
+  return next(
+    (
+      r["primary_metric"]
+      for run in runs
+      for r in iter_events(run.records, "start")
+      if r.get("primary_metric")
+    ),
+    None,
+  )
+
+
+def selection_metric(primary: str) -> str:
+  """What picks a grid point: the primary metric when it is an online loss (measured on
+  training data, so no held-out data is used to tune), else the final training loss."""
+  return (
+    primary if primary.startswith(ONLINE_PREFIX) and primary.endswith("_loss") else ("train_loss")
+  )
+
+
+@dataclasses.dataclass(frozen=True)
+class PointResults:
+  """The runs of one grid point (the only point without a grid)."""
+
+  point: GridPoint
+  runs: tuple[RunRecords, ...]
+
+  def score(self, metric: str = "train_loss") -> float:
+    """The mean over seeds of the final training loss, or of ``metric`` when it is an
+    online loss (infinite when any run diverged)."""
+    if not self.runs:
+      return math.inf
+    if metric.startswith(ONLINE_PREFIX):
+      return float(np.mean([r.online_score(metric) for r in self.runs]))
+    return float(np.mean([r.final_train_loss() for r in self.runs]))
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerResults:
+  """One optimizer of the comparison: all its grid points and the chosen one."""
+
+  optimizer: OptimizerConfig
+  points: tuple[PointResults, ...]
+  chosen: PointResults
+  is_metaoptimize: bool
+  # The workload's primary metric ("online_loss", "test_accuracy", ...).
+  primary_metric: str = "train_loss"
+
+
+def load_results(output_dir: str | pathlib.Path) -> tuple[ExperimentConfig, list[OptimizerResults]]:
+  """The config and every optimizer's runs found in a results directory.
+
+  Raises:
+    ConfigError: if the directory holds no ``config.yaml`` (not a results directory).
+  """
+  out = pathlib.Path(output_dir)
+  path = out / CONFIG_FILE
+  if not path.exists():
+    raise ConfigError(
+      f"{str(out)!r} is not a results directory: it has no {CONFIG_FILE} "
+      "(run `metaoptimize-optax compare CONFIG` first)."
+    )
+  config = config_lib.from_dict(config_lib.parse_yaml(path.read_text()) or {})
+  found = []
+  for opt in config.optimizers:
+    points = []
+    for point in opt.points():
+      runs = []
+      for seed in config.seeds:
+        path = run_dir(out, opt, point, seed) / METRICS_FILE
+        records = read_records(path)
+        if any(r.get("event") == "train" for r in records) or end_record(records):
+          runs.append(RunRecords(seed, records))
+      points.append(PointResults(point, tuple(runs)))
+    if any(p.runs for p in points):
+      found.append((opt, points))
+  primary = (
+    recorded_primary_metric([run for _, points in found for p in points for run in p.runs])
+    or "train_loss"
+  )
+  select = selection_metric(primary)
+  loaded = []
+  for opt, points in found:
+    chosen = min(points, key=lambda p: (p.score(select), not p.runs))
+    is_mo = optimizer_lib.build_optimizer(
+      opt.name, config.steps, chosen.point.params
+    ).is_metaoptimize
+    loaded.append(OptimizerResults(opt, tuple(points), chosen, is_mo, primary))
+  return config, loaded

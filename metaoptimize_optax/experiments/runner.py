@@ -49,7 +49,8 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from metaoptimize_optax.experiments import config as config_lib
-from metaoptimize_optax.experiments import registry, results, workloads
+from metaoptimize_optax.experiments import optimizers as optimizer_lib
+from metaoptimize_optax.experiments import results, workloads
 from metaoptimize_optax.experiments.checkpoints import RunCheckpointer
 from metaoptimize_optax.experiments.config import (
   ConfigError,
@@ -112,7 +113,7 @@ def check_optimizers(config: ExperimentConfig, workload: Workload) -> None:
   params, _ = jax.eval_shape(workload.init, jax.random.PRNGKey(0))
   for opt in config.optimizers:
     for point in opt.points():
-      tx = registry.build_optimizer(opt.name, config.steps, point.params).tx
+      tx = optimizer_lib.build_optimizer(opt.name, config.steps, point.params).tx
       try:
         jax.eval_shape(tx.init, params)
       except (TypeError, ValueError) as e:
@@ -152,7 +153,7 @@ def _batch_size(batch: Mapping[str, np.ndarray]) -> int:
 # Pure train and eval steps.
 
 
-def make_train_step(workload: Workload, optimizer: registry.Optimizer) -> TrainStep:
+def make_train_step(workload: Workload, optimizer: optimizer_lib.BuiltOptimizer) -> TrainStep:
   """The pure train step of ``workload`` under ``optimizer`` (not yet jitted).
 
   ``train_step(params, model_state, opt_state, batch, step)`` returns the new
@@ -219,7 +220,7 @@ class Trainer:
   """The compiled functions of one (workload, optimizer) pair, shared by its seeds."""
 
   fns: WorkloadFunctions
-  optimizer: registry.Optimizer
+  optimizer: optimizer_lib.BuiltOptimizer
   train_step: TrainStep
   init_opt_state: Callable[[Any], Any]
   eval_params: Callable[[Any, Any], Any] | None  # (params, opt_state) -> params.
@@ -246,7 +247,7 @@ class Trainer:
     return params, model_state, opt_state
 
 
-def make_trainer(fns: WorkloadFunctions, optimizer: registry.Optimizer) -> Trainer:
+def make_trainer(fns: WorkloadFunctions, optimizer: optimizer_lib.BuiltOptimizer) -> Trainer:
   """Jits the train step (state donated, batch split over the mesh) and the optimizer's init."""
   replicated = NamedSharding(fns.mesh, P())
   data = NamedSharding(fns.mesh, P("data"))
@@ -568,7 +569,9 @@ def run_experiment(
   outcomes = []
   for opt in selected:
     for point in opt.points():
-      trainer = make_trainer(fns, registry.build_optimizer(opt.name, config.steps, point.params))
+      trainer = make_trainer(
+        fns, optimizer_lib.build_optimizer(opt.name, config.steps, point.params)
+      )
       for seed in config.seeds:
         spec = RunSpec(opt, point, seed, results.run_dir(out, opt, point, seed))
         outcomes.append(

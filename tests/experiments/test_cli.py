@@ -37,16 +37,18 @@ def _cli(*args, cwd):
   )
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["compare"], ["plot"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["compare"], ["summarize"], ["plot"]])
 def test_help(command, tmp_path):
   done = _cli(*command, "--help", cwd=tmp_path)
   assert done.returncode == 0, done.stderr
   assert "usage: metaoptimize-optax" in done.stdout
   for word in {
-    (): ["run", "compare", "plot"],
+    (): ["run", "compare", "summarize", "report", "bench"],
     ("run",): ["CONFIG", "--resume"],
     ("compare",): ["summary.md", "--overwrite"],
-    ("plot",): ["RESULTS_DIR"],
+    ("summarize",): ["RESULTS_DIR"],
+    ("summarize",): ["RESULTS_DIR"],
+    ("plot",): ["RESULTS_DIR"],  # the old name of summarize  # the old name of summarize
   }[tuple(command)]:
     assert word in done.stdout
 
@@ -78,10 +80,10 @@ def test_compare_and_plot_end_to_end(tmp_path):
   for name in NAMES:
     assert f"| {name} |" in md
 
-  # plot regenerates the report from the results alone.
+  # summarize regenerates the summary from the results alone.
   for name in ("summary.md", "loss.png", "learning_rates.png"):
     (out / name).unlink()
-  done = _cli("plot", str(out), cwd=tmp_path)
+  done = _cli("summarize", str(out), cwd=tmp_path)
   assert done.returncode == 0, done.stderr
   assert (out / "summary.md").read_text() == md
   assert (out / "loss.png").exists() and (out / "learning_rates.png").exists()

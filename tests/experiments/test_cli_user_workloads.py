@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import metaoptimize_optax as mo
-from metaoptimize_optax.experiments import cli, registry, results
+from metaoptimize_optax.experiments import cli, results
+from metaoptimize_optax.experiments import optimizers as optimizer_lib
 from metaoptimize_optax.experiments.config import slugify
 from metaoptimize_optax.experiments.workloads import get_workload
 
@@ -125,10 +126,10 @@ def test_bad_optax_alias_is_one_clear_error(tmp_path, capsys, entry, message):
 
 
 def test_optax_alias_entries():
-  peer = registry.build_optimizer("optax.adafactor", 10, {"learning_rate": 0.05})
+  peer = optimizer_lib.build_optimizer("optax.adafactor", 10, {"learning_rate": 0.05})
   assert float(peer.learning_rates(None, 0)["all"]) == pytest.approx(0.05)
-  assert "decay_rate" in registry.parameters("optax.adafactor")
-  based = registry.build_optimizer(
+  assert "decay_rate" in optimizer_lib.parameters("optax.adafactor")
+  based = optimizer_lib.build_optimizer(
     "metaoptimize", 10, {"base": "optax.adafactor", "initial_learning_rate": 1e-3, "hessian": "hvp"}
   )
   assert based.is_metaoptimize and based.needs_value_fn
@@ -136,5 +137,5 @@ def test_optax_alias_entries():
   state = based.tx.init(params)
   assert float(mo.learning_rates(state)) == pytest.approx(1e-3)
   # Presets keep their names; base_options is for alias bases only.
-  with pytest.raises(registry.RegistryError, match="base_options"):
-    registry.build_optimizer("metaoptimize", 10, {"base": "adamw", "base_options": {}})
+  with pytest.raises(optimizer_lib.OptimizerError, match="base_options"):
+    optimizer_lib.build_optimizer("metaoptimize", 10, {"base": "adamw", "base_options": {}})

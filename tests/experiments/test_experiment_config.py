@@ -7,8 +7,9 @@ import pytest
 import yaml
 
 import metaoptimize_optax as mo
-from metaoptimize_optax.experiments import cli, registry, runner
+from metaoptimize_optax.experiments import cli, runner
 from metaoptimize_optax.experiments import config as config_lib
+from metaoptimize_optax.experiments import optimizers as optimizer_lib
 from metaoptimize_optax.experiments.models.pure import PureModel
 from metaoptimize_optax.experiments.models.resnet import ResNet18
 
@@ -196,7 +197,7 @@ def test_paper_resnet_blocks_match_the_model():
   (opt,) = [o for o in config.optimizers if isinstance(o.params.get("blocks"), dict)]
   model = PureModel.from_constructor(lambda rngs: ResNet18(10, 4, rngs=rngs))
   params, _ = jax.eval_shape(model.init, jax.random.PRNGKey(0))
-  tx = registry.build_optimizer(opt.name, config.steps, opt.params).tx
+  tx = optimizer_lib.build_optimizer(opt.name, config.steps, opt.params).tx
   state = jax.eval_shape(tx.init, params)
   assert set(mo.find_state(state).log_learning_rate) == {
     "stem",

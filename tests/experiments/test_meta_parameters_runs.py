@@ -4,8 +4,10 @@ import json
 
 from exp_helpers import tiny_config
 
-from metaoptimize_optax.experiments import registry, reports, results, runner
-from metaoptimize_optax.experiments.crossreport import command as crossreport
+from metaoptimize_optax.experiments import optimizers as optimizer_lib
+from metaoptimize_optax.experiments import results, runner
+from metaoptimize_optax.experiments import summary as summary_lib
+from metaoptimize_optax.experiments.report import command as crossreport
 
 LEARN = {"b2": "logit", "weight_decay": "log"}
 
@@ -16,9 +18,9 @@ def test_registry_builds_meta_parameters_for_presets_and_alias_bases():
     ("recommended", {"meta_parameters": LEARN}),
     ("metaoptimize", {"base": "optax.adamw", "weight_decay": 0.1, "meta_parameters": LEARN}),
   ]:
-    optimizer = registry.build_optimizer(name, 100, params)
+    optimizer = optimizer_lib.build_optimizer(name, 100, params)
     assert optimizer.meta_parameters is not None
-  assert registry.build_optimizer("metaoptimize", 100, {}).meta_parameters is None
+  assert optimizer_lib.build_optimizer("metaoptimize", 100, {}).meta_parameters is None
 
 
 def test_runs_log_meta_parameters_and_the_report_shows_them(tmp_path, workload):
@@ -43,7 +45,7 @@ def test_runs_log_meta_parameters_and_the_report_shows_them(tmp_path, workload):
   assert train[0]["meta_parameters"]["b2"] != train[-1]["meta_parameters"]["b2"]  # it moved
   peer = results.run_dir(tmp_path, adamw, adamw.points()[0], 0) / results.METRICS_FILE
   assert all("meta_parameters" not in json.loads(line) for line in peer.read_text().splitlines())
-  table = reports.write_report(tmp_path)
+  table = summary_lib.write_summary(tmp_path)
   assert "learned (final): b2 " in table and "weight_decay " in table
   assert (tmp_path / "meta_parameters.png").stat().st_size > 0
   summary = json.loads((tmp_path / "summary.json").read_text())

@@ -9,7 +9,9 @@ import pytest
 from exp_helpers import tiny_config
 
 from metaoptimize_optax.experiments import config as config_lib
-from metaoptimize_optax.experiments import registry, reports, results, runner
+from metaoptimize_optax.experiments import optimizers as optimizer_lib
+from metaoptimize_optax.experiments import results, runner
+from metaoptimize_optax.experiments import summary as summary_lib
 
 
 def _records(out, optimizer, seed, point=""):
@@ -103,7 +105,7 @@ def test_diverging_optimizer_is_reported_and_others_go_on(tmp_path, workload):
   assert diverged and diverged[0]["step"] == boom.step
   assert records[-1]["status"] == "diverged"
 
-  reports.write_report(tmp_path)
+  summary_lib.write_summary(tmp_path)
   summary = (tmp_path / "summary.md").read_text()
   row = next(line for line in summary.splitlines() if line.startswith("| Boom"))
   assert f"diverged in 1/1 seeds (step {boom.step})" in row
@@ -112,7 +114,7 @@ def test_diverging_optimizer_is_reported_and_others_go_on(tmp_path, workload):
 
 def test_evaluation_at_schedule_free_average(workload):
   """Schedule-free AdamW is evaluated at its averaged point x, not at y."""
-  opt = registry.build_optimizer("schedule_free_adamw", 40, {"learning_rate": 0.05})
+  opt = optimizer_lib.build_optimizer("schedule_free_adamw", 40, {"learning_rate": 0.05})
   trainer = runner.make_trainer(runner.compile_workload(workload, runner.data_mesh(16)), opt)
   params, model_state, opt_state = trainer.init(jax.random.PRNGKey(0))
   for step in range(10):

@@ -13,8 +13,10 @@ from exp_helpers import tiny_classifier
 
 import metaoptimize_optax as mo
 from metaoptimize_optax.experiments import config as config_lib
-from metaoptimize_optax.experiments import registry, reports, results, runner
-from metaoptimize_optax.experiments.crossreport import command as report_command
+from metaoptimize_optax.experiments import optimizers as optimizer_lib
+from metaoptimize_optax.experiments import results, runner
+from metaoptimize_optax.experiments import summary as summary_lib
+from metaoptimize_optax.experiments.report import command as report_command
 from metaoptimize_optax.experiments.workloads import get_workload
 from metaoptimize_optax.experiments.workloads.input_permuted_mnist1d import input_permutation
 from metaoptimize_optax.experiments.workloads.mnist1d_classification import stream_batch
@@ -105,7 +107,7 @@ def test_slowly_changing_regression_target_drifts_slowly():
 def test_train_step_records_the_loss_before_the_update():
   w = tiny_classifier()
   params, model_state = w.init(jax.random.PRNGKey(0))
-  opt = registry.build_optimizer("adamw", 10, {"learning_rate": 0.1})
+  opt = optimizer_lib.build_optimizer("adamw", 10, {"learning_rate": 0.1})
   step = jax.jit(runner.make_train_step(w, opt))
   state = opt.tx.init(params)
   for t in range(3):
@@ -142,7 +144,7 @@ def test_run_records_online_metrics_and_primary_metric(tmp_path):
   assert start["primary_metric"] == "online_loss" and start["stream"] is True
   # Replay the run: each logged loss is the loss of that step's batch before its update.
   params, model_state = w.init(jax.random.PRNGKey(0))
-  built = registry.build_optimizer("adamw", 12, {"learning_rate": 0.05})
+  built = optimizer_lib.build_optimizer("adamw", 12, {"learning_rate": 0.05})
   state = built.tx.init(params)
   train = list(results.iter_events(records, "train"))
   for t, record in enumerate(train):
@@ -151,7 +153,7 @@ def test_run_records_online_metrics_and_primary_metric(tmp_path):
     assert record["loss"] == pytest.approx(float(loss), rel=1e-5)
     updates, state = built.tx.update(grads, state, params)
     params = optax.apply_updates(params, updates)
-  _, loaded = reports.load_results(tmp_path)
+  _, loaded = results.load_results(tmp_path)
   online = loaded[0].chosen.runs[0].online()
   assert online["online_loss"] == pytest.approx(np.mean([r["loss"] for r in train]))
 
@@ -162,9 +164,9 @@ def test_online_means_weight_each_interval_by_its_steps():
     {"event": "train", "step": 40, "loss": 2.0, "accuracy": 1.0},
     {"event": "train", "step": 50, "loss": 4.0, "accuracy": 1.0},
   ]
-  means = reports.online_means(train)
+  means = results.online_means(train)
   assert means == pytest.approx({"online_loss": (10 + 60 + 40) / 50, "online_accuracy": 0.8})
-  curve = reports.online_curve(train, 50, bins=2)
+  curve = results.online_curve(train, 50, bins=2)
   assert curve["step"] == [25, 50]
   assert curve["loss"] == pytest.approx([1.0, (60 + 40) / 40])
 
@@ -226,18 +228,18 @@ def stream_dir(tmp_path):
 
 
 def test_stream_ranks_and_tunes_by_mean_online_loss(stream_dir):
-  config, loaded = reports.load_results(stream_dir)
+  config, loaded = results.load_results(stream_dir)
   assert {r.primary_metric for r in loaded} == {"online_loss"}
   adamw = loaded[1]
   assert adamw.chosen.point.label == "learning_rate=0.01"  # lowest online, not final, loss
-  summary = reports.summarize(config, loaded)
+  summary = summary_lib.summarize(config, loaded)
   assert summary["primary_metric"] == "online_loss"
   assert [r["rank"] for r in summary["optimizers"]] == [2, 1, 3]
-  table = reports.table(summary)
+  table = summary_lib.table(summary)
   header = table.splitlines()[0]
   assert header.startswith("| Optimizer | rank | online loss (primary) | train loss |")
   assert "best learning_rate=0.01 by online loss" in table
-  md = reports.markdown(config, summary)
+  md = summary_lib.markdown(config, summary)
   assert "Online loss over the run" in md
 
   text, _ = report_command.write_cross_report([stream_dir], stream_dir.parent / "report")
@@ -265,7 +267,7 @@ def test_finite_workload_ranks_by_held_out_accuracy(tmp_path):
   a, b = config.optimizers
   _write_run(tmp_path, a, a.points()[0], 0, [1.0, 0.1], primary="test_accuracy", test_accuracy=0.6)
   _write_run(tmp_path, b, b.points()[0], 0, [1.0, 0.5], primary="test_accuracy", test_accuracy=0.9)
-  summary = reports.summarize(*reports.load_results(tmp_path))
+  summary = summary_lib.summarize(*results.load_results(tmp_path))
   assert summary["primary_metric"] == "test_accuracy"
   assert [r["rank"] for r in summary["optimizers"]] == [2, 1]  # higher accuracy is better
   assert summary["selected_by"] == "train_loss"  # no tuning on held-out data
@@ -281,7 +283,7 @@ def _quadratic(p):
 
 @pytest.mark.parametrize("name", ["cocob", "dowg", "momo_adam"])
 def test_new_peers_reduce_the_loss(name):
-  opt = registry.build_optimizer(name, 200, {})
+  opt = optimizer_lib.build_optimizer(name, 200, {})
   params = {"w": jnp.zeros(5), "b": jnp.ones(3)}
   state = opt.tx.init(params)
   first = float(_quadratic(params))
@@ -304,7 +306,7 @@ def test_new_peers_reduce_the_loss(name):
 def test_momo_gets_the_batch_loss_through_the_train_step():
   w = tiny_classifier()
   params, model_state = w.init(jax.random.PRNGKey(0))
-  opt = registry.build_optimizer("momo_adam", 50, {})
+  opt = optimizer_lib.build_optimizer("momo_adam", 50, {})
   step = jax.jit(runner.make_train_step(w, opt))
   state = opt.tx.init(params)
   losses = []
@@ -327,16 +329,16 @@ def test_recommended_without_a_horizon_is_the_stream_call():
       p = optax.apply_updates(p, updates)
     return p
 
-  stream = registry.build_optimizer(
+  stream = optimizer_lib.build_optimizer(
     "recommended", 500, {"horizon": False, "initial_learning_rate": 1e-3}
   )
-  finite = registry.build_optimizer("recommended", 500, {"initial_learning_rate": 1e-3})
+  finite = optimizer_lib.build_optimizer("recommended", 500, {"initial_learning_rate": 1e-3})
   np.testing.assert_allclose(run(stream.tx)["w"], run(mo.recommended(1e-3))["w"], rtol=1e-6)
   np.testing.assert_allclose(
     run(finite.tx)["w"], run(mo.recommended(1e-3, total_steps=500))["w"], rtol=1e-6
   )
-  with pytest.raises(registry.RegistryError, match="horizon"):
-    registry.build_optimizer("recommended", 500, {"horizon": "no"})
+  with pytest.raises(optimizer_lib.OptimizerError, match="horizon"):
+    optimizer_lib.build_optimizer("recommended", 500, {"horizon": "no"})
 
 
 @pytest.mark.parametrize("name", STREAM_CONFIGS)

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from metaoptimize_optax.experiments import registry
+from metaoptimize_optax.experiments import optimizers as optimizer_lib
 from metaoptimize_optax.experiments.benchmarks import memory, timing, trees
 from metaoptimize_optax.experiments.workloads.base import Workload
 
@@ -129,9 +129,9 @@ def step_candidates(workload: str) -> tuple[Candidate, ...]:
   )
 
 
-def build(candidate: Candidate) -> registry.Optimizer:
+def build(candidate: Candidate) -> optimizer_lib.BuiltOptimizer:
   """The registry's optimizer for ``candidate``."""
-  return registry.build_optimizer(candidate.name, _STEPS, dict(candidate.params))
+  return optimizer_lib.build_optimizer(candidate.name, _STEPS, dict(candidate.params))
 
 
 def fresh_copy(tree: Any) -> Any:
@@ -161,7 +161,7 @@ def update_step(
 
 
 def train_step(
-  loss_fn: Callable, optimizer: registry.Optimizer, *, donate: bool = True
+  loss_fn: Callable, optimizer: optimizer_lib.BuiltOptimizer, *, donate: bool = True
 ) -> Callable:
   """``step(params, model_state, opt_state, batch)``: forward, backward and update.
 

@@ -31,11 +31,11 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from metaoptimize_optax.experiments import reports
+from metaoptimize_optax.experiments import summary as summary_lib
 from metaoptimize_optax.experiments.config import format_value
-from metaoptimize_optax.experiments.crossreport import quality
-from metaoptimize_optax.experiments.crossreport.loading import WorkloadResults
-from metaoptimize_optax.experiments.reports import OptimizerResults, PointResults
+from metaoptimize_optax.experiments.report import quality
+from metaoptimize_optax.experiments.report.loading import WorkloadResults
+from metaoptimize_optax.experiments.results import OptimizerResults, PointResults
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +91,7 @@ def _rate(params: Mapping[str, Any], parameter: str) -> float | None:
 def point_cell(point: PointResults, metric: str, of: int) -> quality.Cell:
   """The final ``metric`` of one grid point over its seeds, as a quality cell."""
   return quality.stat_cell(
-    reports.final_stats(point.runs).get(metric),
+    summary_lib.final_stats(point.runs).get(metric),
     of,
     sum(r.status == "finished" for r in point.runs),
     sum(r.diverged is not None for r in point.runs),
@@ -292,11 +292,11 @@ def _draw(ax: Any, sweep: Mapping[str, Any], color: Any) -> list[float]:
 def plot_robustness(data: Mapping[str, Any]) -> Figure:
   """One panel per workload: final loss against the (initial) learning rate, log x."""
   entries = data["workloads"]
-  fig, axes = reports.panel_axes(len(entries), 6.5, 4.5, ncols=2)
+  fig, axes = summary_lib.panel_axes(len(entries), 6.5, 4.5, ncols=2)
   for ax, entry in zip(axes, entries, strict=False):
     means = []
     for i, sweep in enumerate(entry["sweeps"]):
-      means += _draw(ax, sweep, reports.line_color(i, len(entry["sweeps"])))
+      means += _draw(ax, sweep, summary_lib.line_color(i, len(entry["sweeps"])))
     ax.set_xscale("log")
     if means and min(means) > 0 and max(means) / min(means) > 5:
       ax.set_yscale("log")

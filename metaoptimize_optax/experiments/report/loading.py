@@ -7,9 +7,10 @@ import pathlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from metaoptimize_optax.experiments import reports
+from metaoptimize_optax.experiments import results
+from metaoptimize_optax.experiments import summary as summary_lib
 from metaoptimize_optax.experiments.config import ConfigError, ExperimentConfig
-from metaoptimize_optax.experiments.reports import OptimizerResults
+from metaoptimize_optax.experiments.results import OptimizerResults
 
 # Split preference for a workload's final loss: a held-out split first, training last.
 LOSS_SPLITS = ("test", "valid", "eval", "train")
@@ -23,7 +24,7 @@ class WorkloadResults:
   results_dir: str
   config: ExperimentConfig
   loaded: tuple[OptimizerResults, ...]
-  summary: dict[str, Any]  # reports.summarize: what summary.json holds.
+  summary: dict[str, Any]  # summary_lib.summarize: what summary.json holds.
   loss: str = "held-out"  # Which final loss to report: "held-out" (when there is one) or "train".
 
   @property
@@ -90,10 +91,10 @@ def load_workloads(
   twice = sorted({d for d, r in zip(dirs, resolved, strict=True) if resolved.count(r) > 1})
   if twice:
     raise ConfigError(f"results directories given more than once: {', '.join(twice)}.")
-  loaded = [reports.load_results(d) for d in dirs]
+  loaded = [results.load_results(d) for d in dirs]
   labels = row_labels([c.workload.name for c, _ in loaded], dirs)
   return [
-    WorkloadResults(label, d, config, tuple(res), reports.summarize(config, res), loss)
+    WorkloadResults(label, d, config, tuple(res), summary_lib.summarize(config, res), loss)
     for label, d, (config, res) in zip(labels, dirs, loaded, strict=True)
   ]
 

@@ -7,7 +7,7 @@
 * :mod:`.command`: the ``metaoptimize-optax report`` command.
 """
 
-from metaoptimize_optax.experiments.crossreport.command import (
+from metaoptimize_optax.experiments.report.command import (
   add_report_subcommand,
   write_cross_report,
 )

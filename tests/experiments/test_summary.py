@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from metaoptimize_optax.experiments import config as config_lib
-from metaoptimize_optax.experiments import reports, results
+from metaoptimize_optax.experiments import results
+from metaoptimize_optax.experiments import summary as summary_lib
 
 
 def _write_run(out, opt, point, seed, losses, lr=None, diverged_at=None, test_loss=1.0):
@@ -79,11 +80,11 @@ def results_dir(tmp_path):
 
 
 def test_grid_keeps_the_best_finished_point(results_dir):
-  config, loaded = reports.load_results(results_dir)
+  config, loaded = results.load_results(results_dir)
   adamw = loaded[1]
   # 1e-1 reached the lowest loss on seed 0 but diverged on seed 1: it scores infinite.
   assert adamw.chosen.point.label == "learning_rate=0.01"
-  summary = reports.summarize(config, loaded)
+  summary = summary_lib.summarize(config, loaded)
   row = summary["optimizers"][1]
   assert row["grid"]["best"] == "learning_rate=0.01"
   assert [p["final_train_loss"] for p in row["grid"]["points"]] == pytest.approx([0.9, 0.25, None])
@@ -94,7 +95,7 @@ def test_grid_keeps_the_best_finished_point(results_dir):
 
 
 def test_table(results_dir):
-  table = reports.write_report(results_dir)
+  table = summary_lib.write_summary(results_dir)
   lines = table.splitlines()
   # Without a recorded primary metric (results from before it was), the final training loss
   # ranks; the online means (step-weighted over the train records) stand beside it.
@@ -122,14 +123,14 @@ def test_table(results_dir):
 
 
 def test_plots_hold_every_optimizer(results_dir):
-  config, loaded = reports.load_results(results_dir)
-  fig = reports.plot_losses(config, loaded)
+  config, loaded = results.load_results(results_dir)
+  fig = summary_lib.plot_losses(config, loaded)
   labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
   assert labels == ["MO", "AdamW (learning_rate=0.01)", "Bad"]
   assert fig.axes[0].get_yscale() == "log"
   assert len(fig.axes) == 2  # training loss and test loss
 
-  fig = reports.plot_learning_rates(config, loaded)
+  fig = summary_lib.plot_learning_rates(config, loaded)
   visible = [ax for ax in fig.axes if ax.get_visible()]
   mo_ax, peers_ax = visible
   assert mo_ax.get_yscale() == "log"

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import metaoptimize_optax as mo
-from metaoptimize_optax.experiments import registry
+from metaoptimize_optax.experiments import optimizers as optimizer_lib
 
 PARAMS = {"l1": {"w": jnp.ones((3, 4)), "b": jnp.zeros(4)}, "out": jnp.full((2,), 0.5)}
 
@@ -35,9 +35,9 @@ MO_VARIANTS = [{"base": base} for base in ("adamw", "lion", "sgdm", "rmsprop", "
 ]
 
 
-@pytest.mark.parametrize("name", registry.optimizer_names())
+@pytest.mark.parametrize("name", optimizer_lib.optimizer_names())
 def test_every_name_builds_and_steps(name):
-  opt = registry.build_optimizer(name, 100, {})
+  opt = optimizer_lib.build_optimizer(name, 100, {})
   assert isinstance(opt.tx, optax.GradientTransformationExtraArgs | optax.GradientTransformation)
   params = PARAMS
   state = opt.tx.init(params)
@@ -51,13 +51,13 @@ def test_every_name_builds_and_steps(name):
 
 @pytest.mark.parametrize("params", MO_VARIANTS, ids=str)
 def test_metaoptimize_variants(params):
-  opt = registry.build_optimizer("metaoptimize", 10, params)
+  opt = optimizer_lib.build_optimizer("metaoptimize", 10, params)
   assert opt.needs_value_fn == (params.get("hessian") == "hvp")
   p, state = PARAMS, opt.tx.init(PARAMS)
   for t in range(2):
     p, state, _ = _step(opt, p, state, t)
   assert isinstance(mo.find_state(state), mo.MetaOptimizeState)
-  rates = registry.metaoptimize_rates(state)
+  rates = optimizer_lib.metaoptimize_rates(state)
   blocks = params.get("blocks", "scalar")
   expected = {
     "scalar": {"all"},
@@ -72,7 +72,7 @@ def test_hypergradient_is_metaoptimize_with_gamma_zero():
   """Same trajectory as metaoptimize(gamma=0), different from gamma=1 (SGD meta)."""
 
   def run(name, **params):
-    opt = registry.build_optimizer(
+    opt = optimizer_lib.build_optimizer(
       name, 10, {"initial_learning_rate": 1e-2, "meta": "sgd", "meta_learning_rate": 10.0, **params}
     )
     p, state = PARAMS, opt.tx.init(PARAMS)
@@ -85,7 +85,9 @@ def test_hypergradient_is_metaoptimize_with_gamma_zero():
 
 
 def test_schedules_report_their_rate():
-  opt = registry.build_optimizer("adamw_cosine", 100, {"learning_rate": 1.0, "warmup_steps": 10})
+  opt = optimizer_lib.build_optimizer(
+    "adamw_cosine", 100, {"learning_rate": 1.0, "warmup_steps": 10}
+  )
   state = opt.tx.init(PARAMS)
   assert float(opt.learning_rates(state, 5)["all"]) == pytest.approx(0.5)
   assert float(opt.learning_rates(state, 10)["all"]) == pytest.approx(1.0)
@@ -93,7 +95,7 @@ def test_schedules_report_their_rate():
 
 
 def test_schedule_free_evaluates_at_the_average():
-  opt = registry.build_optimizer("schedule_free_adamw", 10, {"learning_rate": 0.1})
+  opt = optimizer_lib.build_optimizer("schedule_free_adamw", 10, {"learning_rate": 0.1})
   p, state = PARAMS, opt.tx.init(PARAMS)
   for t in range(3):
     p, state, _ = _step(opt, p, state, t)
@@ -117,12 +119,12 @@ def test_schedule_free_evaluates_at_the_average():
   ],
 )
 def test_bad_optimizers_are_rejected(name, params, message):
-  with pytest.raises(registry.RegistryError, match=None) as info:
-    registry.build_optimizer(name, 10, params)
+  with pytest.raises(optimizer_lib.OptimizerError, match=None) as info:
+    optimizer_lib.build_optimizer(name, 10, params)
   assert message in str(info.value)
 
 
 def test_metaoptimize_accepts_its_base_parameters():
-  assert "momentum" in registry.parameters("metaoptimize", {"base": "sgdm"})
-  assert "momentum" not in registry.parameters("metaoptimize", {"base": "adamw"})
-  registry.build_optimizer("metaoptimize", 10, {"base": "sgdm", "momentum": 0.8})
+  assert "momentum" in optimizer_lib.parameters("metaoptimize", {"base": "sgdm"})
+  assert "momentum" not in optimizer_lib.parameters("metaoptimize", {"base": "adamw"})
+  optimizer_lib.build_optimizer("metaoptimize", 10, {"base": "sgdm", "momentum": 0.8})

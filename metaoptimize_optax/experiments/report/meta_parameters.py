@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from metaoptimize_optax.experiments import reports
-from metaoptimize_optax.experiments.crossreport.loading import WorkloadResults
-from metaoptimize_optax.experiments.reports import RunRecords
+from metaoptimize_optax.experiments import summary as summary_lib
+from metaoptimize_optax.experiments.report.loading import WorkloadResults
+from metaoptimize_optax.experiments.results import RunRecords
 
 
 def value_curves(runs: Sequence[RunRecords]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -55,7 +55,9 @@ def plot_meta_parameters(workloads: Sequence[WorkloadResults], methods: Sequence
         res = workload.result(method)
         curve = value_curves(res.chosen.runs).get(name) if res is not None else None
         if curve is not None:
-          ax.plot(*curve, color=reports.line_color(i, len(methods)), label=reports.run_label(res))
+          ax.plot(
+            *curve, color=summary_lib.line_color(i, len(methods)), label=summary_lib.run_label(res)
+          )
       ax.set_title(f"{workload.label}: {name}", fontsize=9)
       ax.set_xlabel("step", fontsize=8)
       ax.grid(alpha=0.3)

@@ -1,4 +1,4 @@
-"""Optimizer registry: names and parameters to Optax transformations.
+"""Optimizers: registry names and parameters to Optax transformations.
 
 An experiment config names each optimizer by a registry name and its keyword
 parameters::
@@ -7,7 +7,7 @@ parameters::
     MetaOptimize: {name: metaoptimize, base: adamw, meta: lion, initial_learning_rate: 1.0e-4}
     AdamW (tuned): {name: adamw, grid: {learning_rate: [1.0e-3, 3.0e-3]}}
 
-:func:`build_optimizer` turns one such entry into an :class:`Optimizer`: the
+:func:`build_optimizer` turns one such entry into a :class:`BuiltOptimizer`: the
 Optax transformation plus what the runner needs to drive and log it (whether
 ``update`` wants ``value_fn``, the point at which to evaluate, the learning
 rates to log). Every builder takes the run length ``steps`` first, for
@@ -62,11 +62,11 @@ Params = Any
 OptState = Any
 
 
-class RegistryError(ValueError):
+class OptimizerError(ValueError):
   """An unknown optimizer name, an unknown parameter or a bad parameter value."""
 
 
-class Optimizer(NamedTuple):
+class BuiltOptimizer(NamedTuple):
   """An Optax transformation and what a training loop needs to know about it."""
 
   tx: optax.GradientTransformationExtraArgs
@@ -90,7 +90,7 @@ class Optimizer(NamedTuple):
 class OptimizerSpec(NamedTuple):
   """One registry entry."""
 
-  build: Callable[..., Optimizer]  # build(steps, **params) -> Optimizer.
+  build: Callable[..., BuiltOptimizer]  # build(steps, **params) -> BuiltOptimizer.
   description: str
   # ``params -> names``: the parameters accepted given the others (the
   # MetaOptimize entries accept their base's own); None: ``build``'s signature.
@@ -158,9 +158,9 @@ _METAOPTIMIZE_OPTIONS = (
 )
 
 
-def _metaoptimize_optimizer(tx, hessian: str, meta_parameters: Any) -> Optimizer:
-  """The Optimizer of a MetaOptimize transformation: rates and meta-parameters logged."""
-  return Optimizer(
+def _metaoptimize_optimizer(tx, hessian: str, meta_parameters: Any) -> BuiltOptimizer:
+  """The BuiltOptimizer of a MetaOptimize transformation: rates and meta-parameters logged."""
+  return BuiltOptimizer(
     tx,
     needs_value_fn=hessian == "hvp",
     learning_rates=metaoptimize_rates,
@@ -172,7 +172,7 @@ def _metaoptimize_optimizer(tx, hessian: str, meta_parameters: Any) -> Optimizer
 def _optax_alias(name: str) -> Callable[..., optax.GradientTransformation]:
   fn = getattr(optax, name, None) if isinstance(name, str) and not name.startswith("_") else None
   if not callable(fn) or inspect.isclass(fn):
-    raise RegistryError(
+    raise OptimizerError(
       f"meta optimizer {name!r} is not an Optax optimizer; use one of "
       f"{mo.META_CHOICES}, the name of an Optax alias ('sgd', 'adam', 'lion', ...) or "
       "a mapping {name: <alias>, learning_rate: ..., <its other arguments>}."
@@ -187,7 +187,7 @@ def _meta(meta: Any, meta_learning_rate: float | None) -> tuple[Any, float | Non
   if isinstance(meta, str):
     meta = {"name": meta}
   if not isinstance(meta, Mapping) or "name" not in meta:
-    raise RegistryError(
+    raise OptimizerError(
       f"meta={meta!r}: expected one of {mo.META_CHOICES}, an Optax alias name or a "
       "mapping {name: <alias>, learning_rate: ..., ...}."
     )
@@ -225,7 +225,7 @@ def _metaoptimize(
   meta_learning_rate: float | None = None,
   hessian: str = "free",
   **options: Any,
-) -> Optimizer:
+) -> BuiltOptimizer:
   """MetaOptimize around the preset ``base``, or around any Optax alias ``base`` at learning
   rate 1 (``optax.<base>(learning_rate=1.0, **base_options)``; see :mod:`metaoptimize_optax`)."""
   del steps
@@ -244,7 +244,7 @@ def _metaoptimize(
   return _metaoptimize_optimizer(tx, hessian, options.get("meta_parameters"))
 
 
-def _hypergradient(steps: int, **params: Any) -> Optimizer:
+def _hypergradient(steps: int, **params: Any) -> BuiltOptimizer:
   """Hypergradient descent: MetaOptimize with gamma 0."""
   return _metaoptimize(steps, gamma=0.0, **params)
 
@@ -256,14 +256,14 @@ def _recommended(
   hessian: str = "free",
   horizon: bool = True,
   **options: Any,
-) -> Optimizer:
+) -> BuiltOptimizer:
   """The recommended MetaOptimize (``mo.recommended``), told the run length.
 
   ``horizon=False`` calls ``mo.recommended()`` without ``total_steps``: the call
   for a stream, which has no end (``steps`` is then only the budget of the run).
   """
   if not isinstance(horizon, bool):
-    raise RegistryError(f"horizon must be true or false, got {horizon!r}.")
+    raise OptimizerError(f"horizon must be true or false, got {horizon!r}.")
   if isinstance(options.get("blocks"), Mapping):
     options["blocks"] = prefix_blocks(options["blocks"])
   total_steps = {"total_steps": steps} if horizon else {}
@@ -337,11 +337,11 @@ def _adamw(
   eps: float = 1e-8,
   weight_decay: float = 0.1,
   clip_norm: float | None = None,
-) -> Optimizer:
+) -> BuiltOptimizer:
   """AdamW at a fixed learning rate (optionally after global-norm gradient clipping)."""
   del steps
   tx = optax.adamw(learning_rate, b1, b2, eps, weight_decay=weight_decay)
-  return Optimizer(_clipped(tx, clip_norm), learning_rates=_constant_rate(learning_rate))
+  return BuiltOptimizer(_clipped(tx, clip_norm), learning_rates=_constant_rate(learning_rate))
 
 
 def _adamw_cosine(
@@ -355,11 +355,11 @@ def _adamw_cosine(
   eps: float = 1e-8,
   weight_decay: float = 0.1,
   clip_norm: float | None = None,
-) -> Optimizer:
+) -> BuiltOptimizer:
   """AdamW with linear warm-up (default 5% of the run) and cosine decay to the end."""
   schedule = _warmup_cosine(steps, learning_rate, _warmup(steps, warmup_steps), end_learning_rate)
   tx = optax.adamw(schedule, b1, b2, eps, weight_decay=weight_decay)
-  return Optimizer(_clipped(tx, clip_norm), learning_rates=_schedule_rate(schedule))
+  return BuiltOptimizer(_clipped(tx, clip_norm), learning_rates=_schedule_rate(schedule))
 
 
 def _sgdm(
@@ -369,14 +369,14 @@ def _sgdm(
   momentum: float = 0.9,
   nesterov: bool = False,
   weight_decay: float = 0.0,
-) -> Optimizer:
+) -> BuiltOptimizer:
   """SGD at a fixed learning rate, with momentum (0: plain SGD) and L2 weight decay."""
   del steps
   tx = optax.chain(
     optax.add_decayed_weights(weight_decay),
     optax.sgd(learning_rate, momentum=momentum or None, nesterov=nesterov),
   )
-  return Optimizer(tx, learning_rates=_constant_rate(learning_rate))
+  return BuiltOptimizer(tx, learning_rates=_constant_rate(learning_rate))
 
 
 def _sgdm_cosine(
@@ -388,14 +388,14 @@ def _sgdm_cosine(
   warmup_steps: int = 0,
   end_learning_rate: float = 0.0,
   weight_decay: float = 5e-4,
-) -> Optimizer:
+) -> BuiltOptimizer:
   """SGD with momentum, L2 weight decay (coupled, as in PyTorch) and cosine decay."""
   schedule = _warmup_cosine(steps, learning_rate, warmup_steps, end_learning_rate)
   tx = optax.chain(
     optax.add_decayed_weights(weight_decay),
     optax.sgd(schedule, momentum=momentum, nesterov=nesterov),
   )
-  return Optimizer(tx, learning_rates=_schedule_rate(schedule))
+  return BuiltOptimizer(tx, learning_rates=_schedule_rate(schedule))
 
 
 def _lion(
@@ -405,10 +405,10 @@ def _lion(
   b1: float = 0.9,
   b2: float = 0.99,
   weight_decay: float = 0.1,
-) -> Optimizer:
+) -> BuiltOptimizer:
   """Lion at a fixed learning rate."""
   del steps
-  return Optimizer(
+  return BuiltOptimizer(
     optax.lion(learning_rate, b1, b2, weight_decay=weight_decay),
     learning_rates=_constant_rate(learning_rate),
   )
@@ -433,13 +433,13 @@ def _prodigy(
   estim_lr_coef: float = 1.0,
   weight_decay: float = 0.0,
   safeguard_warmup: bool = False,
-) -> Optimizer:
+) -> BuiltOptimizer:
   """Prodigy (``optax.contrib.prodigy``)."""
   del steps
   tx = optax.contrib.prodigy(
     learning_rate, (b1, b2), beta3, eps, estim_lr0, estim_lr_coef, weight_decay, safeguard_warmup
   )
-  return Optimizer(tx, learning_rates=_estimate_rate(learning_rate))
+  return BuiltOptimizer(tx, learning_rates=_estimate_rate(learning_rate))
 
 
 def _dadapt_adamw(
@@ -451,11 +451,11 @@ def _dadapt_adamw(
   eps: float = 1e-8,
   estim_lr0: float = 1e-6,
   weight_decay: float = 0.0,
-) -> Optimizer:
+) -> BuiltOptimizer:
   """D-Adaptation AdamW (``optax.contrib.dadapt_adamw``)."""
   del steps
   tx = optax.contrib.dadapt_adamw(learning_rate, (b1, b2), eps, estim_lr0, weight_decay)
-  return Optimizer(tx, learning_rates=_estimate_rate(learning_rate))
+  return BuiltOptimizer(tx, learning_rates=_estimate_rate(learning_rate))
 
 
 def _mechanic(
@@ -468,7 +468,7 @@ def _mechanic(
   weight_decay: float = 1e-2,
   s_init: float = 1e-6,
   num_betas: int = 6,
-) -> Optimizer:
+) -> BuiltOptimizer:
   """Mechanic (``optax.contrib.mechanize``) around ``optax.adam(learning_rate)``."""
   del steps
   tx = optax.contrib.mechanize(
@@ -480,7 +480,7 @@ def _mechanic(
   rates = lambda state, step: {
     "all": (learning_rate * jnp.sum(optax.tree.get(state, "s"))).astype(jnp.float32)
   }
-  return Optimizer(tx, learning_rates=rates)
+  return BuiltOptimizer(tx, learning_rates=rates)
 
 
 def _dog(
@@ -490,7 +490,7 @@ def _dog(
   reps_rel: float = 1e-6,
   eps: float = 1e-8,
   weight_decay: float = 0.0,
-) -> Optimizer:
+) -> BuiltOptimizer:
   """DoG (``optax.contrib.dog``), first step ``reps_rel * (1 + |x0|)`` (the paper's heuristic)."""
   del steps
   tx = optax.contrib.dog(
@@ -504,7 +504,7 @@ def _dog(
     rate = s.max_dist / jnp.sqrt(s.sum_sq_norm_grads + eps)
     return {"all": (learning_rate * jnp.where(s.is_init_step, 0.0, rate)).astype(jnp.float32)}
 
-  return Optimizer(tx, learning_rates=rates)
+  return BuiltOptimizer(tx, learning_rates=rates)
 
 
 def _is_dog(x: Any) -> bool:
@@ -518,7 +518,7 @@ def _cocob(
   alpha: float = 100.0,
   eps: float = 1e-8,
   weight_decay: float = 0.0,
-) -> Optimizer:
+) -> BuiltOptimizer:
   """COCOB-Backprop (``optax.contrib.cocob``; Orabona & Tommasi, 2017), coin betting.
 
   No step size: ``learning_rate`` only scales the bet (1 by default); the logged
@@ -526,7 +526,7 @@ def _cocob(
   """
   del steps
   tx = optax.contrib.cocob(learning_rate, alpha, eps, weight_decay)
-  return Optimizer(tx, learning_rates=_constant_rate(learning_rate))
+  return BuiltOptimizer(tx, learning_rates=_constant_rate(learning_rate))
 
 
 def _dowg(
@@ -536,7 +536,7 @@ def _dowg(
   init_estim_sq_dist: float | None = None,
   eps: float = 1e-4,
   weight_decay: float = 0.0,
-) -> Optimizer:
+) -> BuiltOptimizer:
   """DoWG (``optax.contrib.dowg``; Khaled, Mishchenko & Jin, 2023), distance over weighted
   gradients.
 
@@ -551,7 +551,7 @@ def _dowg(
     rate = s.estim_sq_dist / (jnp.sqrt(s.weighted_sq_norm_grads) + eps)
     return {"all": (learning_rate * rate).astype(jnp.float32)}
 
-  return Optimizer(tx, learning_rates=rates)
+  return BuiltOptimizer(tx, learning_rates=rates)
 
 
 def _is_dowg(x: Any) -> bool:
@@ -568,7 +568,7 @@ def _momo_adam(
   lower_bound: float = 0.0,
   weight_decay: float = 0.0,
   adapt_lower_bound: bool = False,
-) -> Optimizer:
+) -> BuiltOptimizer:
   """MoMo-Adam (``optax.contrib.momo_adam``; Schaipp et al., 2023): Adam with a Polyak step
   ``min(learning_rate, (f - lower_bound) / ...)``; ``update`` takes the batch loss as
   ``value=``. The logged rate is the cap ``learning_rate``.
@@ -577,7 +577,7 @@ def _momo_adam(
   tx = optax.contrib.momo_adam(
     learning_rate, b1, b2, eps, lower_bound, weight_decay, adapt_lower_bound
   )
-  return Optimizer(tx, needs_value=True, learning_rates=_constant_rate(learning_rate))
+  return BuiltOptimizer(tx, needs_value=True, learning_rates=_constant_rate(learning_rate))
 
 
 def _schedule_free_adamw(
@@ -590,7 +590,7 @@ def _schedule_free_adamw(
   eps: float = 1e-8,
   weight_decay: float = 0.0,
   weight_lr_power: float = 2.0,
-) -> Optimizer:
+) -> BuiltOptimizer:
   """Schedule-free AdamW, evaluated at its averaged point ``x``."""
   warmup = _warmup(steps, warmup_steps)
   tx = optax.contrib.schedule_free_adamw(
@@ -601,7 +601,7 @@ def _schedule_free_adamw(
     if warmup
     else optax.constant_schedule(learning_rate)
   )
-  return Optimizer(
+  return BuiltOptimizer(
     tx, eval_params=optax.contrib.schedule_free_eval_params, learning_rates=_schedule_rate(schedule)
   )
 
@@ -613,12 +613,12 @@ OPTAX_PREFIX = "optax."
 
 
 def _optax_function(path: str, role: str) -> Callable[..., optax.GradientTransformation]:
-  """``optax.<path>`` (``"adafactor"``, ``"contrib.cocob"``), a function, or a RegistryError."""
+  """``optax.<path>`` (``"adafactor"``, ``"contrib.cocob"``), a function, or a OptimizerError."""
   fn: Any = optax
   for part in path.split("."):
     fn = getattr(fn, part, None) if part and not part.startswith("_") else None
   if not callable(fn) or inspect.isclass(fn):
-    raise RegistryError(
+    raise OptimizerError(
       f"{role} {OPTAX_PREFIX}{path} is not an Optax optimizer; name a function of optax that "
       "returns a GradientTransformation, e.g. optax.adafactor or optax.contrib.cocob."
     )
@@ -632,7 +632,7 @@ def _keyword_names(fn: Callable[..., Any]) -> tuple[str, ...]:
 
 def _checked_transformation(tx: Any, what: str) -> optax.GradientTransformation:
   if not isinstance(tx, optax.GradientTransformation):
-    raise RegistryError(f"{what} returned a {type(tx).__name__}, not an Optax transformation.")
+    raise OptimizerError(f"{what} returned a {type(tx).__name__}, not an Optax transformation.")
   return tx
 
 
@@ -644,21 +644,21 @@ def _alias_base(
   Built with ``optax.inject_hyperparams`` when ``meta_parameters`` name its hyperparameters.
   """
   if not isinstance(base, str):
-    raise RegistryError(f"base must be a name, got {base!r}.")
+    raise OptimizerError(f"base must be a name, got {base!r}.")
   path = base.removeprefix(OPTAX_PREFIX)
   fn = _optax_function(path, f"base={base!r} is not a MetaOptimize preset ({sorted(_PRESETS)}) and")
   if base_options is not None and not isinstance(base_options, Mapping):
-    raise RegistryError(f"base_options must be a mapping of optax.{path}'s arguments.")
+    raise OptimizerError(f"base_options must be a mapping of optax.{path}'s arguments.")
   options = dict(base_options or {})
   accepted = _keyword_names(fn)
   if "learning_rate" not in accepted or "learning_rate" in options:
-    raise RegistryError(
+    raise OptimizerError(
       f"base optax.{path} is used at learning rate 1 (MetaOptimize learns the rate): it must "
       "take learning_rate, and base_options must not give it."
     )
   unknown = sorted(set(options) - set(accepted))
   if unknown:
-    raise RegistryError(
+    raise OptimizerError(
       f"base_options: optax.{path} takes no {', '.join(unknown)}; its arguments: "
       f"{', '.join(accepted)}."
     )
@@ -673,13 +673,13 @@ def _optax_spec(name: str) -> OptimizerSpec:
   path = name.removeprefix(OPTAX_PREFIX)
   fn = _optax_function(path, "optimizer")
 
-  def build(steps: int, **params: Any) -> Optimizer:
+  def build(steps: int, **params: Any) -> BuiltOptimizer:
     del steps
     tx = _checked_transformation(fn(**params), name)
     default = inspect.signature(fn).parameters.get("learning_rate")
     rate = params.get("learning_rate", default.default if default is not None else None)
     numeric = isinstance(rate, int | float) and not isinstance(rate, bool)
-    return Optimizer(tx, learning_rates=_constant_rate(float(rate)) if numeric else None)
+    return BuiltOptimizer(tx, learning_rates=_constant_rate(float(rate)) if numeric else None)
 
   return OptimizerSpec(
     build, f"{name} (any Optax alias, its own arguments)", lambda params: _keyword_names(fn)
@@ -747,18 +747,20 @@ def _spec(name: str) -> OptimizerSpec:
   if isinstance(name, str) and name.startswith(OPTAX_PREFIX) and name not in REGISTRY:
     return _optax_spec(name)
   if name not in REGISTRY:
-    raise RegistryError(
+    raise OptimizerError(
       f"unknown optimizer {name!r}; valid names: {', '.join(optimizer_names())}, or "
       "optax.<alias> (any Optax optimizer, e.g. optax.adafactor)."
     )
   return REGISTRY[name]
 
 
-def build_optimizer(name: str, steps: int, params: Mapping[str, Any] | None = None) -> Optimizer:
+def build_optimizer(
+  name: str, steps: int, params: Mapping[str, Any] | None = None
+) -> BuiltOptimizer:
   """The optimizer ``name`` with keyword ``params``, for a run of ``steps`` steps.
 
   Raises:
-    RegistryError: for an unknown name or parameter (the message lists the valid
+    OptimizerError: for an unknown name or parameter (the message lists the valid
       ones) or a value the optimizer rejects.
   """
   params = dict(params or {})
@@ -766,13 +768,13 @@ def build_optimizer(name: str, steps: int, params: Mapping[str, Any] | None = No
   valid = parameters(name, params)
   unknown = sorted(set(params) - set(valid))
   if unknown:
-    raise RegistryError(
+    raise OptimizerError(
       f"optimizer {name!r}: unknown parameter(s) {', '.join(unknown)}; "
       f"valid parameters: {', '.join(valid)}."
     )
   try:
     return spec.build(steps, **params)
-  except RegistryError:
+  except OptimizerError:
     raise
   except (TypeError, ValueError) as e:
-    raise RegistryError(f"optimizer {name!r}: {e}") from e
+    raise OptimizerError(f"optimizer {name!r}: {e}") from e

@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from metaoptimize_optax.experiments import reports
-from metaoptimize_optax.experiments.crossreport.loading import WorkloadResults
-from metaoptimize_optax.experiments.reports import RunRecords
+from metaoptimize_optax.experiments import summary as summary_lib
+from metaoptimize_optax.experiments.report.loading import WorkloadResults
+from metaoptimize_optax.experiments.results import RunRecords
 
 Curve = tuple[np.ndarray, np.ndarray]  # Steps and rates.
 
@@ -46,7 +46,7 @@ def mean_over_blocks(curves: Mapping[str, Curve]) -> Curve:
 
 def plot_learning_rates(workloads: Sequence[WorkloadResults], methods: Sequence[str]) -> Figure:
   """One panel per workload with the learned rates of ``methods`` (MetaOptimize display names)."""
-  fig, axes = reports.panel_axes(len(workloads), 6.5, 4.5)
+  fig, axes = summary_lib.panel_axes(len(workloads), 6.5, 4.5)
   for ax, workload in zip(axes, workloads, strict=False):
     drawn = 0
     for i, method in enumerate(methods):
@@ -54,7 +54,7 @@ def plot_learning_rates(workloads: Sequence[WorkloadResults], methods: Sequence[
       curves = block_curves(res.chosen.runs) if res is not None and res.is_metaoptimize else {}
       if not curves:
         continue
-      color, label = reports.line_color(i, len(methods)), reports.run_label(res)
+      color, label = summary_lib.line_color(i, len(methods)), summary_lib.run_label(res)
       if len(curves) > 1:
         for steps, rates in curves.values():
           ax.plot(steps, rates, color=color, linewidth=0.6, alpha=0.35)

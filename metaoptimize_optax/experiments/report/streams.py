@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from metaoptimize_optax.experiments import reports
-from metaoptimize_optax.experiments.crossreport.learning_rates import block_curves
-from metaoptimize_optax.experiments.crossreport.loading import WorkloadResults
+from metaoptimize_optax.experiments import summary as summary_lib
+from metaoptimize_optax.experiments.report.learning_rates import block_curves
+from metaoptimize_optax.experiments.report.loading import WorkloadResults
 
 SWITCH_OPTIONS = ("task_steps", "flip_every")  # Workload options that say when a stream changes.
 MIN_MARKED_INTERVAL = 100  # Changes more frequent than this are not marked (tracking: 20).
@@ -53,7 +53,7 @@ def plot_streams(workloads: Sequence[WorkloadResults], methods: Sequence[str]) -
       res = workload.result(method)
       if res is None:
         continue
-      color = reports.line_color(i, len(methods))
+      color = summary_lib.line_color(i, len(methods))
       ax_loss.plot(*_online_curve(res), color=color, linewidth=1.0, label=method)
       if res.is_metaoptimize:
         for k, (block, curve) in enumerate(block_curves(res.chosen.runs).items()):

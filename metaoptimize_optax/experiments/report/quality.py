@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from metaoptimize_optax.experiments import reports
-from metaoptimize_optax.experiments.crossreport.loading import WorkloadResults
+from metaoptimize_optax.experiments import summary as summary_lib
+from metaoptimize_optax.experiments.report.loading import WorkloadResults
 from metaoptimize_optax.experiments.workloads.base import higher_is_better
 
 MISSING = "—"
@@ -42,7 +42,7 @@ def stat_cell(stat: Mapping[str, float] | None, of: int, finished: int, diverged
   if stat is None:
     status = "unmeasured" if finished else "diverged" if diverged else "incomplete"
     return {**out, "status": status, "text": MISSING if status == "unmeasured" else status}
-  text = reports.format_stat(stat)
+  text = summary_lib.format_stat(stat)
   status = "finished" if stat["n"] == of else "partial"
   if status == "partial":
     text += f" ({stat['n']}/{of} seeds)"

@@ -1,7 +1,7 @@
 """Reports: the comparison table and plots of a results directory.
 
-:func:`load_results` reads a results directory (see :mod:`.results`) into one
-:class:`OptimizerResults` per optimizer of its config; for an optimizer with a
+:func:`results.load_results` reads a results directory (see :mod:`.results`) into one
+:class:`results.OptimizerResults` per optimizer of its config; for an optimizer with a
 grid it keeps the point with the lowest final training loss (the mean over
 seeds of :func:`.results.final_train_loss`, the table's train loss; a diverged
 run counts as infinite) or, on a
@@ -10,10 +10,10 @@ stream, the lowest mean online loss, every point having had the same budget.
 Every run's training records are its *online* metrics (each batch's loss and
 accuracy before the update on it, see :mod:`.runner`): ``online_loss`` and
 ``online_accuracy`` are their step-weighted means over the whole run, and
-:func:`online_curve` their means over equal bins of the run. The workload's
+:func:`results.online_curve` their means over equal bins of the run. The workload's
 ``primary_metric`` (recorded by the runner in each run's start record; the
 final training loss for results written before it was) ranks the optimizers.
-:func:`write_report` writes
+:func:`write_summary` writes
 
 * ``summary.md``: one row per optimizer: its rank by the primary metric, the
   primary metric, the training loss beside it, then the other final metrics
@@ -34,7 +34,6 @@ canvas; no pyplot state, no display needed).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import pathlib
@@ -46,216 +45,26 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from metaoptimize_optax.experiments import config as config_lib
-from metaoptimize_optax.experiments import registry, results
+from metaoptimize_optax.experiments import results
 from metaoptimize_optax.experiments.config import (
-  ConfigError,
   ExperimentConfig,
-  GridPoint,
-  OptimizerConfig,
 )
 from metaoptimize_optax.experiments.workloads import base
 from metaoptimize_optax.experiments.workloads.base import ONLINE_PREFIX
 
-Records = list[dict[str, Any]]
 
-
-@dataclasses.dataclass(frozen=True)
-class RunRecords:
-  """The metrics stream of one run."""
-
-  seed: int
-  records: Records
-
-  @property
-  def status(self) -> str:
-    end = results.end_record(self.records)
-    return end["status"] if end else "incomplete"
-
-  @property
-  def train(self) -> Records:
-    return list(results.iter_events(self.records, "train"))
-
-  @property
-  def evals(self) -> Records:
-    return list(results.iter_events(self.records, "eval"))
-
-  @property
-  def diverged(self) -> dict[str, Any] | None:
-    return next(results.iter_events(self.records, "diverged"), None)
-
-  def final_train_loss(self) -> float:
-    """:func:`.results.final_train_loss` (the table's train loss); infinite if the run
-    diverged or has none."""
-    loss = results.final_train_loss(self.records)
-    return math.inf if self.diverged is not None or loss is None else loss
-
-  def online(self) -> dict[str, float]:
-    """``{"online_<metric>": mean}``: each training metric's step-weighted mean over the run.
-
-    A train record holds the mean over its interval of each batch's metric before
-    the update on it, so this is the mean over every step of the run.
-    """
-    return online_means(self.train)
-
-  def online_score(self, metric: str = "online_loss") -> float:
-    """``metric`` (an online loss) of the run; infinite if it diverged or has none."""
-    value = self.online().get(metric)
-    return math.inf if self.diverged is not None or value is None else value
-
-
-TRAIN_RECORD_KEYS = ("event", "step", "learning_rate", "meta_parameters", "step_time")
-
-
-def final_meta_parameters(runs: Sequence[RunRecords]) -> dict[str, dict[str, float]]:
+def final_meta_parameters(runs: Sequence[results.RunRecords]) -> dict[str, dict[str, float]]:
   """Each learned meta-parameter's last logged value, mean and std over the runs."""
   last = [run.train[-1].get("meta_parameters") or {} for run in runs if run.train]
   names = dict.fromkeys(name for values in last for name in values)
   return {name: mean_std([v[name] for v in last if name in v]) for name in names}
 
 
-def _interval_steps(train: Records) -> list[int]:
-  """The number of steps each train record averages (its step minus the previous one's)."""
-  steps = [r["step"] for r in train]
-  return [b - a for a, b in zip([0, *steps[:-1]], steps, strict=True)]
-
-
-def online_means(train: Records) -> dict[str, float]:
-  """``{"online_<metric>": mean}`` over the steps of ``train`` records (weighted by interval)."""
-  weights = _interval_steps(train)
-  sums: dict[str, list[float]] = {}
-  for r, w in zip(train, weights, strict=True):
-    for k, v in r.items():
-      if k not in TRAIN_RECORD_KEYS and isinstance(v, int | float) and v is not None:
-        acc = sums.setdefault(k, [0.0, 0])
-        acc[0] += w * float(v)
-        acc[1] += w
-  return {f"{ONLINE_PREFIX}{k}": total / n for k, (total, n) in sums.items() if n}
-
-
-def online_curve(train: Records, steps: int, bins: int = 10) -> dict[str, list[float | None]]:
-  """Each online metric's mean over ``bins`` equal parts of a run of ``steps`` steps.
-
-  Returns ``{"step": [end of each bin], "<metric>": [mean or None], ...}``; a
-  record belongs to the bin holding its last step.
-  """
-  bins = max(1, min(bins, steps))
-  ends = [round(steps * (i + 1) / bins) for i in range(bins)]
-  out: dict[str, list[float | None]] = {"step": ends}
-  per_bin: list[list[dict[str, Any]]] = [[] for _ in ends]
-  for r, w in zip(train, _interval_steps(train), strict=True):
-    i = min(int(np.searchsorted(ends, r["step"])), bins - 1)
-    per_bin[i].append({**r, "_w": w})
-  numeric = lambda v: isinstance(v, int | float) and not isinstance(v, bool)
-  keys = list(
-    dict.fromkeys(
-      k for r in train for k, v in r.items() if k not in TRAIN_RECORD_KEYS and numeric(v)
-    )
-  )
-  for k in keys:
-    values: list[float | None] = []
-    for records in per_bin:
-      pts = [(r["_w"], r[k]) for r in records if numeric(r.get(k))]
-      total = sum(w for w, _ in pts)
-      values.append(sum(w * v for w, v in pts) / total if total else None)
-    out[k] = values
-  return out
-
-
-def recorded_primary_metric(runs: Sequence[RunRecords]) -> str | None:
-  """The workload's primary metric from the runs' start records (None if none says)."""
-  return next(
-    (
-      r["primary_metric"]
-      for run in runs
-      for r in results.iter_events(run.records, "start")
-      if r.get("primary_metric")
-    ),
-    None,
-  )
-
-
-def selection_metric(primary: str) -> str:
-  """What picks a grid point: the primary metric when it is an online loss (measured on
-  training data, so no held-out data is used to tune), else the final training loss."""
-  return (
-    primary if primary.startswith(ONLINE_PREFIX) and primary.endswith("_loss") else ("train_loss")
-  )
-
-
-@dataclasses.dataclass(frozen=True)
-class PointResults:
-  """The runs of one grid point (the only point without a grid)."""
-
-  point: GridPoint
-  runs: tuple[RunRecords, ...]
-
-  def score(self, metric: str = "train_loss") -> float:
-    """The mean over seeds of the final training loss, or of ``metric`` when it is an
-    online loss (infinite when any run diverged)."""
-    if not self.runs:
-      return math.inf
-    if metric.startswith(ONLINE_PREFIX):
-      return float(np.mean([r.online_score(metric) for r in self.runs]))
-    return float(np.mean([r.final_train_loss() for r in self.runs]))
-
-
-@dataclasses.dataclass(frozen=True)
-class OptimizerResults:
-  """One optimizer of the comparison: all its grid points and the chosen one."""
-
-  optimizer: OptimizerConfig
-  points: tuple[PointResults, ...]
-  chosen: PointResults
-  is_metaoptimize: bool
-  # The workload's primary metric ("online_loss", "test_accuracy", ...).
-  primary_metric: str = "train_loss"
-
-
-def load_results(output_dir: str | pathlib.Path) -> tuple[ExperimentConfig, list[OptimizerResults]]:
-  """The config and every optimizer's runs found in a results directory.
-
-  Raises:
-    ConfigError: if the directory holds no ``config.yaml`` (not a results directory).
-  """
-  out = pathlib.Path(output_dir)
-  path = out / results.CONFIG_FILE
-  if not path.exists():
-    raise ConfigError(
-      f"{str(out)!r} is not a results directory: it has no {results.CONFIG_FILE} "
-      "(run `metaoptimize-optax compare CONFIG` first)."
-    )
-  config = config_lib.from_dict(config_lib.parse_yaml(path.read_text()) or {})
-  found = []
-  for opt in config.optimizers:
-    points = []
-    for point in opt.points():
-      runs = []
-      for seed in config.seeds:
-        path = results.run_dir(out, opt, point, seed) / results.METRICS_FILE
-        records = results.read_records(path)
-        if any(r.get("event") == "train" for r in records) or results.end_record(records):
-          runs.append(RunRecords(seed, records))
-      points.append(PointResults(point, tuple(runs)))
-    if any(p.runs for p in points):
-      found.append((opt, points))
-  primary = (
-    recorded_primary_metric([run for _, points in found for p in points for run in p.runs])
-    or "train_loss"
-  )
-  select = selection_metric(primary)
-  loaded = []
-  for opt, points in found:
-    chosen = min(points, key=lambda p: (p.score(select), not p.runs))
-    is_mo = registry.build_optimizer(opt.name, config.steps, chosen.point.params).is_metaoptimize
-    loaded.append(OptimizerResults(opt, tuple(points), chosen, is_mo, primary))
-  return config, loaded
-
-
 # ----------------------------------------------------------------------------
 # The table.
 
 
-def _final_metrics(run: RunRecords) -> dict[str, float]:
+def _final_metrics(run: results.RunRecords) -> dict[str, float]:
   """``online_loss``, ``train_loss``, ``test_loss``, ``train_accuracy``, ... of a finished
   run: the online means over the run, and the final values."""
   out: dict[str, float] = {}
@@ -266,7 +75,7 @@ def _final_metrics(run: RunRecords) -> dict[str, float]:
       {
         f"train_{k}": v
         for k, v in train[-1].items()
-        if k not in TRAIN_RECORD_KEYS and v is not None
+        if k not in results.TRAIN_RECORD_KEYS and v is not None
       }
     )
   evals = run.evals
@@ -275,7 +84,7 @@ def _final_metrics(run: RunRecords) -> dict[str, float]:
   return out
 
 
-def _steps_to_target(run: RunRecords, target: float) -> int | None:
+def _steps_to_target(run: results.RunRecords, target: float) -> int | None:
   return next((r["step"] for r in run.train if r["loss"] is not None and r["loss"] <= target), None)
 
 
@@ -286,7 +95,7 @@ def mean_std(values: Sequence[float]) -> dict[str, float] | None:
   return {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
 
 
-def final_stats(runs: Sequence[RunRecords]) -> dict[str, dict[str, float] | None]:
+def final_stats(runs: Sequence[results.RunRecords]) -> dict[str, dict[str, float] | None]:
   """Each final metric (``train_loss``, ``test_loss``, ...) of the finished runs.
 
   Returns:
@@ -301,14 +110,14 @@ def final_stats(runs: Sequence[RunRecords]) -> dict[str, dict[str, float] | None
   return {k: mean_std(v) for k, v in metrics.items()}
 
 
-def primary_metric(loaded: Sequence[OptimizerResults]) -> str:
+def primary_metric(loaded: Sequence[results.OptimizerResults]) -> str:
   """The primary metric of a results directory's workload ("train_loss" when unrecorded)."""
   return loaded[0].primary_metric if loaded else "train_loss"
 
 
-def mean_curve(runs: Sequence[RunRecords], steps: int, bins: int = 10) -> dict[str, Any]:
-  """:func:`online_curve` of each finished run, averaged over them (None where none has one)."""
-  curves = [online_curve(r.train, steps, bins) for r in runs if r.status == "finished"]
+def mean_curve(runs: Sequence[results.RunRecords], steps: int, bins: int = 10) -> dict[str, Any]:
+  """:func:`.results.online_curve` of each finished run, averaged (None where none has one)."""
+  curves = [results.online_curve(r.train, steps, bins) for r in runs if r.status == "finished"]
   if not curves:
     return {}
   out: dict[str, Any] = {"step": curves[0]["step"]}
@@ -337,7 +146,9 @@ def rank(rows: Sequence[Mapping[str, Any]], metric: str) -> list[int | None]:
   return out
 
 
-def summarize(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) -> dict[str, Any]:
+def summarize(
+  config: ExperimentConfig, loaded: Sequence[results.OptimizerResults]
+) -> dict[str, Any]:
   """The comparison as data (what ``summary.json`` holds)."""
   primary = primary_metric(loaded)
   rows = []
@@ -364,7 +175,7 @@ def summarize(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) -> d
         if r.diverged is not None
       ],
       "incomplete": [r.seed for r in runs if r.status == "incomplete"],
-      "online_curve": mean_curve(runs, config.steps),
+      "results.online_curve": mean_curve(runs, config.steps),
       "meta_parameters": final_meta_parameters(runs),
     }
     if config.target_loss is not None:
@@ -379,8 +190,8 @@ def summarize(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) -> d
     if res.optimizer.grid:
       row["grid"] = {
         "parameters": {k: list(v) for k, v in res.optimizer.grid.items()},
-        "selected_by": f"lowest {_metric_text(selection_metric(primary))}, mean over seeds, "
-        "same budget",
+        "selected_by": f"lowest {_metric_text(results.selection_metric(primary))}, "
+        "mean over seeds, same budget",
         "best": res.chosen.point.label,
         "points": [
           {
@@ -388,8 +199,8 @@ def summarize(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) -> d
             "final_train_loss": None if math.isinf(p.score()) else p.score(),
             "score": (
               None
-              if math.isinf(p.score(selection_metric(primary)))
-              else p.score(selection_metric(primary))
+              if math.isinf(p.score(results.selection_metric(primary)))
+              else p.score(results.selection_metric(primary))
             ),
             "diverged": sum(r.diverged is not None for r in p.runs),
             "runs": len(p.runs),
@@ -406,7 +217,7 @@ def summarize(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) -> d
     "seeds": list(config.seeds),
     "target_loss": config.target_loss,
     "primary_metric": primary,
-    "selected_by": selection_metric(primary),
+    "selected_by": results.selection_metric(primary),
     "optimizers": rows,
   }
 
@@ -486,15 +297,15 @@ def table(summary: dict[str, Any]) -> str:
 
 def curve_table(summary: dict[str, Any], metric: str = "loss") -> str:
   """The online ``metric`` of every optimizer over the run, one column per bin (Markdown)."""
-  rows = [r for r in summary["optimizers"] if r.get("online_curve", {}).get(metric)]
+  rows = [r for r in summary["optimizers"] if r.get("results.online_curve", {}).get(metric)]
   if not rows:
     return ""
-  ends = rows[0]["online_curve"]["step"]
+  ends = rows[0]["results.online_curve"]["step"]
   starts = [0, *ends[:-1]]
   header = ["Optimizer", *(f"{a}–{b}" for a, b in zip(starts, ends, strict=True))]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for row in rows:
-    cells = ["—" if v is None else f"{v:.4g}" for v in row["online_curve"][metric]]
+    cells = ["—" if v is None else f"{v:.4g}" for v in row["results.online_curve"][metric]]
     lines.append("| " + " | ".join([row["optimizer"], *cells]) + " |")
   return "\n".join(lines)
 
@@ -557,7 +368,7 @@ def markdown(config: ExperimentConfig, summary: dict[str, Any]) -> str:
 # Plots.
 
 
-def _curve(runs: Sequence[RunRecords], event: str, key: str) -> tuple[np.ndarray, ...]:
+def _curve(runs: Sequence[results.RunRecords], event: str, key: str) -> tuple[np.ndarray, ...]:
   """Steps, mean, min and max of ``key`` over the runs that logged each step."""
   by_step: dict[int, list[float]] = {}
   for run in runs:
@@ -574,7 +385,7 @@ def _curve(runs: Sequence[RunRecords], event: str, key: str) -> tuple[np.ndarray
   )
 
 
-def _eval_loss_key(loaded: Sequence[OptimizerResults]) -> str | None:
+def _eval_loss_key(loaded: Sequence[results.OptimizerResults]) -> str | None:
   keys = {
     k
     for res in loaded
@@ -589,7 +400,7 @@ def _eval_loss_key(loaded: Sequence[OptimizerResults]) -> str | None:
   return sorted(keys)[0] if keys else None
 
 
-def run_label(res: OptimizerResults) -> str:
+def run_label(res: results.OptimizerResults) -> str:
   """The display name, with the chosen grid point for a tuned optimizer."""
   point = res.chosen.point.label
   return res.optimizer.display_name + (f" ({point})" if res.optimizer.grid else "")
@@ -612,7 +423,7 @@ def panel_axes(n: int, width: float = 6.0, height: float = 4.2, ncols: int = 3) 
   return fig, flat[: max(n, 1)]
 
 
-def plot_losses(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) -> Figure:
+def plot_losses(config: ExperimentConfig, loaded: Sequence[results.OptimizerResults]) -> Figure:
   """Training loss (and evaluation loss) of every optimizer: mean over seeds, min–max band.
 
   Diverged runs are drawn up to their divergence (marked x) and left out of the
@@ -664,7 +475,9 @@ def plot_losses(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) ->
   return fig
 
 
-def plot_learning_rates(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) -> Figure:
+def plot_learning_rates(
+  config: ExperimentConfig, loaded: Sequence[results.OptimizerResults]
+) -> Figure:
   """The learning rate of each MetaOptimize optimizer over time, one line per block.
 
   One panel per MetaOptimize optimizer with every seed (one color per block;
@@ -725,7 +538,9 @@ def plot_learning_rates(config: ExperimentConfig, loaded: Sequence[OptimizerResu
   return fig
 
 
-def plot_meta_parameters(config: ExperimentConfig, loaded: Sequence[OptimizerResults]) -> Figure:
+def plot_meta_parameters(
+  config: ExperimentConfig, loaded: Sequence[results.OptimizerResults]
+) -> Figure:
   """The learned meta-parameters over time: one panel per name, one line per optimizer.
 
   Every seed is drawn, the first thicker, in the optimizer's loss-plot color.
@@ -769,14 +584,14 @@ def plot_meta_parameters(config: ExperimentConfig, loaded: Sequence[OptimizerRes
   return fig
 
 
-def write_report(output_dir: str | pathlib.Path) -> str:
+def write_summary(output_dir: str | pathlib.Path) -> str:
   """Writes ``summary.md``, ``summary.json``, ``loss.png`` and ``learning_rates.png``.
 
   Returns:
     The Markdown table.
   """
   out = pathlib.Path(output_dir)
-  config, loaded = load_results(out)
+  config, loaded = results.load_results(out)
   summary = summarize(config, loaded)
   (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
   (out / "summary.md").write_text(markdown(config, summary))

@@ -9,7 +9,7 @@ import yaml
 
 from metaoptimize_optax.experiments import cli, results
 from metaoptimize_optax.experiments import config as config_lib
-from metaoptimize_optax.experiments.crossreport import loading, robustness
+from metaoptimize_optax.experiments.report import loading, robustness
 
 CONFIGS = pathlib.Path(__file__).parents[2] / "configs"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -384,7 +384,7 @@ def test_help(capsys):
 
 
 def test_train_loss_option(mlp):
-  from metaoptimize_optax.experiments.crossreport import loading
+  from metaoptimize_optax.experiments.report import loading
 
   (held_out,) = loading.load_workloads([mlp])
   (train,) = loading.load_workloads([mlp], loss="train")

@@ -96,7 +96,7 @@ def write_cross_report(
     ConfigError: for a directory that is not a results directory, an output
       directory among them, or an unknown method.
   """
-  from metaoptimize_optax.experiments.crossreport import (
+  from metaoptimize_optax.experiments.report import (
     learning_rates,
     loading,
     meta_parameters,
@@ -154,7 +154,7 @@ def write_cross_report(
 
 def run(args: argparse.Namespace) -> int:
   """Runs ``report`` with parsed arguments; returns the exit status."""
-  from metaoptimize_optax.experiments.crossreport import loading
+  from metaoptimize_optax.experiments.report import loading
 
   text, written = write_cross_report(
     args.results_dirs,
