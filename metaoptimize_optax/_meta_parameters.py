@@ -200,7 +200,7 @@ def inject(base_state: optax.OptState, values: Mapping[str, jax.Array]) -> optax
 
 def init_state(
   spaces: Mapping[str, Space],
-  start: Mapping[str, Any],
+  weight_decay: Any,
   params: optax.Params,
   base_state: optax.OptState,
   dtype: Any,
@@ -208,7 +208,9 @@ def init_state(
   meta: optax.GradientTransformation,
   trace_dtype: Any,
 ) -> MetaParametersState:
-  """The state at init: ``phi`` of the ``start`` values in ``dtype``, zero tangents."""
+  """The state at init: ``phi`` in ``dtype`` of the starts (the base's values, checked by
+  :func:`start_values`, and ``weight_decay``), zero tangents."""
+  start = {WEIGHT_DECAY: weight_decay, **start_values(spaces, base_state)}
   phi = {name: to_phi(jnp.asarray(start[name], dtype), space) for name, space in spaces.items()}
   trace, base_state_trace = rule.init(params, base_state, phi)
   if trace_dtype is not None:

@@ -136,6 +136,51 @@ def scaled_base_step(
   return dw, base_state
 
 
+def _take_step(
+  base: optax.GradientTransformationExtraArgs,
+  lay: _blocks.Layout,
+  grads: optax.Updates,
+  base_state: optax.OptState,
+  params: optax.Params | None,
+  log_lr: Any,
+  phi: dict[str, jax.Array],
+  mask: list[Any],
+  spaces: dict[str, _meta_parameters.Space],
+  weight_decay: Any,
+  extra_args: dict[str, Any],
+) -> tuple[list[jax.Array], optax.OptState, _traces.Step]:
+  """The scaled base step: its update leaves, the new base state, and the step as the
+  trace rules read it (with the step function itself, for rules that differentiate it)."""
+  step_fn = functools.partial(
+    scaled_base_step,
+    base=base,
+    lay=lay,
+    mask=mask,
+    dtypes=[
+      jnp.result_type(x) for x in lay.treedef.flatten_up_to(grads if params is None else params)
+    ],
+    spaces=spaces,
+    weight_decay=weight_decay,
+    extra_args=extra_args,
+  )
+  dw, new_base_state = step_fn(grads, base_state, params, log_lr, phi)
+  kappa = _meta_parameters.values(phi, spaces).get(_meta_parameters.WEIGHT_DECAY, weight_decay)
+  step = _traces.Step(
+    fn=step_fn,
+    layout=lay,
+    grads=grads,
+    params=params,
+    base_state=base_state,
+    log_lr=log_lr,
+    phi=phi,
+    dw=dw,
+    alpha=_blocks.leafwise(lay, jax.tree.map(jnp.exp, log_lr)),
+    decay=_decay_leaves(kappa, mask),
+    value_fn=extra_args.get("value_fn"),
+  )
+  return dw, new_base_state, step
+
+
 def metaoptimize(
   base: optax.GradientTransformation,
   meta: optax.GradientTransformation | None = None,
@@ -264,31 +309,15 @@ def metaoptimize(
     min_learning_rate=min_learning_rate,
     max_learning_rate=max_learning_rate,
     meta_parameters=meta_parameters,
+    meta_parameters_meta=meta_parameters_meta,
     trace_dtype=trace_dtype,
   )
-  if meta_parameters_meta is not None:
-    _validation.check_transformation("meta_parameters_meta", meta_parameters_meta)
   base = optax.with_extra_args_support(base)
   meta = optax.with_extra_args_support(meta)
-  phi_meta = (
-    meta if meta_parameters_meta is None else (optax.with_extra_args_support(meta_parameters_meta))
-  )
+  phi_meta = optax.with_extra_args_support(meta_parameters_meta or meta)
   rule = _traces.RULES[hessian]
   meta_rule = _traces.META_PARAMETER_RULES[hessian]
-  decays = (
-    weight_decay is not None and _validation.concrete(weight_decay) != 0.0
-  ) or _meta_parameters.WEIGHT_DECAY in spaces
-
-  def init_meta_parameters(params, base_state, dtype) -> MetaParametersState | None:
-    if not spaces:
-      return None
-    start = {
-      _meta_parameters.WEIGHT_DECAY: weight_decay,
-      **_meta_parameters.start_values(spaces, base_state),
-    }
-    return _meta_parameters.init_state(
-      spaces, start, params, base_state, dtype, meta_rule, phi_meta, trace_dtype
-    )
+  decays = _meta_parameters.WEIGHT_DECAY in spaces or _validation.concrete(weight_decay) != 0.0
 
   def init_fn(params: optax.Params) -> MetaOptimizeState:
     lay = _blocks.layout(blocks, params)
@@ -307,7 +336,11 @@ def metaoptimize(
       trace=trace,
       base_state_trace=base_state_trace,
       count=jnp.zeros([], jnp.int32),
-      meta_parameters=init_meta_parameters(params, base_state, dtype),
+      meta_parameters=_meta_parameters.init_state(
+        spaces, weight_decay, params, base_state, dtype, meta_rule, phi_meta, trace_dtype
+      )
+      if spaces
+      else None,
     )
 
   def update_fn(
@@ -325,32 +358,18 @@ def metaoptimize(
     learned = state.meta_parameters
     phi = {} if learned is None else learned.phi
     mask = _decay_mask(weight_decay_mask, params if decays else None, len(g))
-    step_fn = functools.partial(
-      scaled_base_step,
-      base=base,
-      lay=lay,
-      mask=mask,
-      dtypes=[
-        jnp.result_type(x) for x in lay.treedef.flatten_up_to(grads if params is None else params)
-      ],
-      spaces=spaces,
-      weight_decay=weight_decay,
-      extra_args=extra_args,
-    )
-    dw, base_state = step_fn(grads, state.base_state, params, log_lr, phi)
-    kappa = _meta_parameters.values(phi, spaces).get(_meta_parameters.WEIGHT_DECAY, weight_decay)
-    step = _traces.Step(
-      fn=step_fn,
-      layout=lay,
-      grads=grads,
-      params=params,
-      base_state=state.base_state,
-      log_lr=log_lr,
-      phi=phi,
-      dw=dw,
-      alpha=_blocks.leafwise(lay, jax.tree.map(jnp.exp, log_lr)),
-      decay=_decay_leaves(kappa, mask),
-      value_fn=value_fn,
+    dw, base_state, step = _take_step(
+      base,
+      lay,
+      grads,
+      state.base_state,
+      params,
+      log_lr,
+      phi,
+      mask,
+      spaces,
+      weight_decay,
+      extra_args,
     )
     discount = gamma(state.count) if callable(gamma) else gamma
     meta_grad = rule.meta_gradient(lay, state.trace, g, log_lr)
@@ -395,11 +414,14 @@ def _check_arguments(
   min_learning_rate: Any,
   max_learning_rate: Any,
   meta_parameters: Any,
+  meta_parameters_meta: Any,
   trace_dtype: Any,
 ) -> dict[str, _meta_parameters.Space]:
   """Every argument check of :func:`metaoptimize`; returns the validated spaces."""
   _validation.check_transformation("base", base)
   _validation.check_transformation("meta", meta)
+  if meta_parameters_meta is not None:
+    _validation.check_transformation("meta_parameters_meta", meta_parameters_meta)
   _validation.check_number("weight_decay", weight_decay, "a finite number >= 0", lambda x: x >= 0)
   _validation.check_gamma(gamma)
   _validation.check_learning_rate_range(initial_learning_rate, min_learning_rate, max_learning_rate)

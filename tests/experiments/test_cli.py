@@ -47,8 +47,7 @@ def test_help(command, tmp_path):
     ("run",): ["CONFIG", "--resume"],
     ("compare",): ["summary.md", "--overwrite"],
     ("summarize",): ["RESULTS_DIR"],
-    ("summarize",): ["RESULTS_DIR"],
-    ("plot",): ["RESULTS_DIR"],  # the old name of summarize  # the old name of summarize
+    ("plot",): ["RESULTS_DIR"],  # the old name of summarize
   }[tuple(command)]:
     assert word in done.stdout
 
