@@ -71,7 +71,8 @@ def plot_streams(workloads: Sequence[WorkloadResults], methods: Sequence[str]) -
     marked = f", a change every {every} steps (dotted)" if every else ""
     ax_loss.set_title(f"{workload.label}: online loss{marked}", fontsize=9)
     ax_lr.set_title(f"{workload.label}: learned learning rates, by block", fontsize=9)
-    ax_loss.legend(fontsize=6)
-    ax_lr.legend(fontsize=6)
+    for ax in (ax_loss, ax_lr):
+      if ax.get_legend_handles_labels()[0]:  # Nothing to label where no method ran.
+        ax.legend(fontsize=6)
   fig.tight_layout()
   return fig
