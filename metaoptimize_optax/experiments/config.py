@@ -5,7 +5,7 @@ A config names one workload, a training budget and the optimizers to compare::
   description: MetaOptimize against tuned peers on MNIST-1D.
   workload: {name: mnist1d_mlp, options: {}}   # options go to get_workload; or a user's
                                                # factory: {name: "my_module:factory", ...}
-  steps: 2000              # required: the budget of every run
+  steps: 2000              # the budget of every run; default: the workload's default_steps
   seeds: 3                 # a count (0, 1, 2) or a list of seeds; default 1
   log_every: 50            # training metrics (mean over the interval); default steps // 100
   eval_every: 500          # evaluation; 0 = only at the end; default steps // 10
@@ -338,9 +338,12 @@ def from_dict(raw: Mapping[str, Any], default_output_dir: str = "results") -> Ex
     raise ConfigError(f"workload.name must be a string, got {workload['name']!r}.")
   workload_config = WorkloadConfig(workload["name"], options)
 
-  if "steps" not in raw:
-    raise ConfigError("missing required key 'steps' (the training budget of every run).")
-  steps = _int("steps", raw["steps"], 1)
+  if "steps" in raw:
+    steps = _int("steps", raw["steps"], 1)
+  else:  # The workload's suggested run length (a stream: its tasks times their length).
+    from metaoptimize_optax.experiments import runner  # Lazy: the runner imports this module.
+
+    steps = runner.build_workload(workload_config).default_steps
   log_every = _int("log_every", raw.get("log_every", max(1, steps // 100)), 1)
   eval_every = _int("eval_every", raw.get("eval_every", max(1, steps // 10)) or 0, 0)
   checkpoint_every = _int("checkpoint_every", raw.get("checkpoint_every") or 0, 0)

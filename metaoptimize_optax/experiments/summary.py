@@ -230,15 +230,22 @@ def format_stat(stat: dict[str, float] | None, scale: float = 1.0, digits: int =
   return mean if stat["n"] == 1 else f"{mean} ± {scale * stat['std']:.2g}"
 
 
+SPLIT_ORDER = ("online", "train")  # Splits shown first; the others follow by name.
+
+
 def _columns(summary: dict[str, Any]) -> list[str]:
-  """The metric columns: the primary metric, the training loss beside it, then the others."""
+  """The metric columns: the primary metric, the training loss beside it, then every other
+  ``<split>_<metric>`` the runs recorded (the workload's own metrics included): the losses,
+  then the accuracies, then the other metrics by name; online and train before the others."""
   keys = {k for row in summary["optimizers"] for k in row["metrics"]}
-  splits = sorted(
-    {k.rsplit("_", 1)[0] for k in keys}, key=lambda s: (s != "online", s != "train", s)
-  )
-  others = [f"{s}_{m}" for m in ("loss", "accuracy") for s in splits if f"{s}_{m}" in keys]
+
+  def order(key: str) -> tuple:
+    split, _, metric = key.partition("_")
+    rank = SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER)
+    return (metric != "loss", metric != "accuracy", metric, rank, split)
+
   first = [k for k in (summary.get("primary_metric"), "train_loss") if k in keys]
-  return list(dict.fromkeys([*first, *others]))
+  return list(dict.fromkeys([*first, *sorted(keys, key=order)]))
 
 
 def _notes(row: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ from metaoptimize_optax.experiments import config as config_lib
 from metaoptimize_optax.experiments import optimizers as optimizer_lib
 from metaoptimize_optax.experiments.models.pure import PureModel
 from metaoptimize_optax.experiments.models.resnet import ResNet18
+from metaoptimize_optax.experiments.workloads import get_workload
 
 GOOD = """\
 workload: {name: noisy_quadratic, options: {dim: 4, batch_size: 2}}
@@ -75,7 +76,6 @@ def _fails(tmp_path, capsys, text, *args):
       ["(grid point gamma=2)", "gamma"],
     ),
     (GOOD.replace("steps: 10", "steps: -3"), ["steps must be an integer >= 1, got -3"]),
-    (GOOD.replace("steps: 10\n", ""), ["missing required key 'steps'"]),
     (GOOD + "checkpoint_every: 7\n", ["checkpoint_every (7) must be a multiple of log_every (5)"]),
     (GOOD.replace("seeds: 1", "seeds: [0, 0]"), ["seeds must not repeat"]),
     (
@@ -225,3 +225,12 @@ def test_shipped_configs_initialize(name):
   """Every optimizer of the CPU configs initializes on its workload's params."""
   config = config_lib.load_config(pathlib.Path(__file__).parents[2] / "configs" / f"{name}.yaml")
   runner.check_optimizers(config, runner.build_workload(config.workload))
+
+
+def test_steps_default_to_the_workload_run_length():
+  """A config without steps runs the workload's default_steps (a stream: its whole length)."""
+  raw = {"workload": {"name": "noisy_quadratic"}, "optimizers": {"A": {"name": "adamw"}}}
+  config = config_lib.from_dict(raw)
+  assert config.steps == get_workload("noisy_quadratic").default_steps
+  assert config.log_every == max(1, config.steps // 100)
+  assert config_lib.from_dict({**raw, "steps": 7}).steps == 7

@@ -140,3 +140,19 @@ def test_plots_hold_every_optimizer(results_dir):
     "AdamW (learning_rate=0.01)",
     "Bad",
   ]
+
+
+def test_columns_come_from_what_the_runs_recorded():
+  """A workload's own metric reaches the table; the primary metric and train loss lead."""
+  metrics = {
+    k: {"mean": 1.0, "std": 0.0, "n": 1}
+    for k in ("test_loss", "online_loss", "train_loss", "test_perplexity", "train_accuracy")
+  }
+  summary = {"optimizers": [{"metrics": metrics}], "primary_metric": "test_perplexity"}
+  assert summary_lib._columns(summary) == [
+    "test_perplexity",
+    "train_loss",
+    "online_loss",
+    "test_loss",
+    "train_accuracy",
+  ]

@@ -59,9 +59,8 @@ class Workload:
   eval_batches: Callable[[int, int], dict[str, Sequence[Batch]]]
   # Metric names the loss reports, e.g. ("loss", "accuracy").
   metrics: tuple[str, ...] = ("loss",)
-  # Suggested run length and evaluation interval for configs that omit them.
+  # The run length of a config that omits ``steps``.
   default_steps: int = 1000
-  description: str = ""
   # The metric that ranks optimizers here: "online_loss" for a stream, the held-out
   # "<split>_<metric>" for a finite workload (see the module docstring).
   primary_metric: str = "train_loss"

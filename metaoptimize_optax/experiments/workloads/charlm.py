@@ -81,7 +81,6 @@ def charlm(
       for split, segments in (("train", corpus.train), ("test", corpus.test))
     }
 
-  train_bytes = sum(len(s) for s in corpus.train)
   return Workload(
     name="charlm",
     init=model.init,
@@ -91,9 +90,4 @@ def charlm(
     metrics=("loss", "accuracy"),
     default_steps=2000,
     primary_metric="test_loss",
-    description=(
-      f"Byte-level llama-style LM (dim {config.dim}, {config.n_layers} layers, "
-      f"{config.n_heads} heads, seq {seq_len}, batch {batch_size}) on {len(corpus.files)} "
-      f"standard-library files ({train_bytes} train bytes)."
-    ),
   )

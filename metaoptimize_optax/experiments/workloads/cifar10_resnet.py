@@ -101,8 +101,4 @@ def cifar10_resnet18(
     metrics=("loss", "accuracy"),
     default_steps=20_000,
     primary_metric="test_accuracy",
-    description=(
-      f"CIFAR-10 ResNet-18 (width {width}), batch {batch_size}, "
-      f"{'crop+flip augmentation' if augment else 'no augmentation'}; data {directory}."
-    ),
   )

@@ -109,8 +109,4 @@ def continual_mnist1d(
     default_steps=num_tasks * task_steps,
     primary_metric="online_loss",
     stream=True,
-    description=(
-      f"Continual MNIST-1D ({model}): labels re-permuted every {task_steps} steps without "
-      f"notice; evaluation on the current task; batch {batch_size}."
-    ),
   )

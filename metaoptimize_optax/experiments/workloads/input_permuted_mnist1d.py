@@ -108,10 +108,6 @@ def input_permuted_mnist1d(
     eval_batches=eval_batches,
     metrics=("loss", "accuracy"),
     default_steps=num_tasks * task_steps,
-    description=(
-      f"Input-permuted MNIST-1D ({model}): the 40 input positions re-permuted every "
-      f"{task_steps} steps without notice; evaluation on the current task; batch {batch_size}."
-    ),
     primary_metric="online_loss",
     stream=True,
   )

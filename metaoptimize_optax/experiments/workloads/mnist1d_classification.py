@@ -89,7 +89,6 @@ def _mnist1d_workload(
       "test": split_batches(d.x_test, d.y_test, eval_batch_size),
     }
 
-  n = data_kwargs["num_samples"]
   return Workload(
     name=f"mnist1d_{model_name}",
     init=model.init,
@@ -99,10 +98,6 @@ def _mnist1d_workload(
     metrics=("loss", "accuracy"),
     default_steps=5000,
     primary_metric="test_accuracy",
-    description=(
-      f"MNIST-1D ({n} examples, train split {data_kwargs['train_split']:g}), {model_name}, "
-      f"batch {batch_size}, cross-entropy."
-    ),
   )
 
 

@@ -90,9 +90,4 @@ def noisy_quadratic(
     metrics=("loss",),
     default_steps=1000,
     primary_metric="test_loss",
-    description=(
-      f"Noisy quadratic (Wu et al. 2018), dim {dim}, h_i = 1/i, gradient noise covariance "
-      f"{noise_scale**2:g} * H / {batch_size}; eval 'test' is the exact expected loss "
-      f"(floor {noise_scale**2 * dim / 2:g})."
-    ),
   )

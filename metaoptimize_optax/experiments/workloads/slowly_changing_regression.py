@@ -172,11 +172,6 @@ def slowly_changing_regression(
     eval_batches=eval_batches,
     metrics=("loss",),
     default_steps=num_changes * flip_every,
-    description=(
-      f"Slowly-changing regression (Dohare et al. 2024): {num_inputs} + 1 bits, {num_slow} "
-      f"slow (one flips every {flip_every} steps), a fixed teacher of {teacher_hidden} LTUs; "
-      f"MLP {list(hidden_sizes)}, squared error, batch {batch_size}."
-    ),
     primary_metric="online_loss",
     stream=True,
   )

@@ -115,10 +115,6 @@ def tinystories_llama(
       raise ValueError(f"the {split} shards hold no sequence of seq_len + 1 = {seq_len + 1} tokens")
   logger.info("TinyStories: %d shards in %s", len(shards), os.path.dirname(shards[0]))
   model = transformer_model(config)
-  if len(shards) > 1:
-    held_out = f"{len(shards)} shards, the first held out as test."
-  else:
-    held_out = "one shard, split 90/10."
 
   def check_vocab(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     top = max(int(batch["inputs"].max()), int(batch["targets"].max()))
@@ -148,8 +144,4 @@ def tinystories_llama(
     metrics=("loss", "accuracy"),
     default_steps=20_000,
     primary_metric="test_loss",
-    description=(
-      f"TinyStories llama (dim {config.dim}, {config.n_layers} layers, {config.n_heads} heads, "
-      f"vocab {config.vocab_size}, seq {seq_len}, batch {batch_size}); {held_out}"
-    ),
   )

@@ -125,9 +125,4 @@ def tracking(
     default_steps=20_000,
     primary_metric="online_loss",
     stream=True,
-    description=(
-      f"Sutton (1992) tracking: {num_inputs} N(0,1) inputs, {num_relevant} relevant +/-1 "
-      f"target weights, one flips sign every {flip_every} steps; linear learner, "
-      f"0.5 * squared error, batch {batch_size}."
-    ),
   )
