@@ -85,6 +85,19 @@ class BuiltOptimizer(NamedTuple):
   # ``opt_state -> {name: 0-d array}``: the meta-parameters learned beside the
   # learning rate (``mo.meta_parameters``), logged like the rates; None: none.
   meta_parameters: Callable[[OptState], dict[str, jax.Array]] | None = None
+  # ``(opt_state, step) -> {group: {name: 0-d array}}``: any other per-step values
+  # of the optimizer to log (each group becomes a key of the training records).
+  logged_values: Callable[[OptState, jax.Array], dict[str, dict[str, jax.Array]]] | None = None
+
+  def per_step_values(self, opt_state: OptState, step: jax.Array) -> dict[str, dict]:
+    """Every optimizer-side value logged at ``step`` (traceable), by record key: the
+    learning rates (always), the learned meta-parameters and the ``logged_values``."""
+    values = {"learning_rate": self.learning_rates(opt_state, step) if self.learning_rates else {}}
+    if self.meta_parameters is not None:
+      values["meta_parameters"] = self.meta_parameters(opt_state)
+    if self.logged_values is not None:
+      values.update(self.logged_values(opt_state, step))
+    return values
 
 
 class OptimizerSpec(NamedTuple):

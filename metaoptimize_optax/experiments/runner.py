@@ -64,6 +64,8 @@ from metaoptimize_optax.experiments.workloads.base import Workload
 logger = logging.getLogger(__name__)
 
 TrainStep = Callable[..., tuple[Any, Any, Any, dict[str, Any]]]
+# The key of a train step's metrics under which the optimizer's per-step values travel.
+OPTIMIZER_VALUES = "optimizer_values"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,8 +161,9 @@ def make_train_step(workload: Workload, optimizer: optimizer_lib.BuiltOptimizer)
   ``train_step(params, model_state, opt_state, batch, step)`` returns the new
   ``(params, model_state, opt_state)`` and the step's metrics: the workload's
   (``loss``, ``accuracy``, ...) of ``batch`` at the params *before* the update,
-  i.e. the online metrics, and ``learning_rate``, a dict block -> rate in
-  effect at this step.
+  i.e. the online metrics, and under :data:`OPTIMIZER_VALUES` the optimizer's
+  values in effect at this step (:meth:`.optimizers.BuiltOptimizer.per_step_values`:
+  ``learning_rate``, ``meta_parameters``, ...).
   """
   tx = optimizer.tx
 
@@ -174,11 +177,10 @@ def make_train_step(workload: Workload, optimizer: optimizer_lib.BuiltOptimizer)
       extra["value_fn"] = lambda p: loss_fn(p)[0]
     if optimizer.needs_value:
       extra["value"] = loss
-    rates = optimizer.learning_rates(opt_state, step) if optimizer.learning_rates else {}
-    learned = optimizer.meta_parameters(opt_state) if optimizer.meta_parameters else {}
+    values = optimizer.per_step_values(opt_state, step)  # Before the step, like the loss.
     updates, opt_state = tx.update(grads, opt_state, params, **extra)
     params = optax.apply_updates(params, updates)
-    metrics = {**metrics, "loss": loss, "learning_rate": rates, "meta_parameters": learned}
+    metrics = {**metrics, "loss": loss, OPTIMIZER_VALUES: values}
     return params, new_model_state, opt_state, metrics
 
   return train_step
@@ -309,18 +311,66 @@ def _first_nonfinite(losses: np.ndarray) -> int | None:
 def _interval_record(
   step: int,
   pending: list[dict[str, Any]],
-  rates: dict[str, Any],
-  learned: dict[str, Any],
+  values: dict[str, dict[str, Any]],
   step_time: float | None,
 ) -> dict[str, Any]:
+  """The train record of an interval: its metrics' means, the optimizer's values at its end."""
   record: dict[str, Any] = {"event": "train", "step": step}
   for key in pending[0]:
     record[key] = float(np.mean([m[key] for m in pending]))
-  record["learning_rate"] = {k: float(v) for k, v in rates.items()}
-  if learned:
-    record["meta_parameters"] = {k: float(v) for k, v in learned.items()}
+  for group, named in values.items():
+    if named or group == "learning_rate":
+      record[group] = {k: float(v) for k, v in named.items()}
   record["step_time"] = step_time
   return record
+
+
+def _start_record(trainer: Trainer, spec: RunSpec, config: ExperimentConfig) -> dict[str, Any]:
+  """The first record of a run: what it trains, with what, on which workload."""
+  return {
+    "event": "start",
+    "optimizer": spec.optimizer.display_name,
+    "name": spec.optimizer.name,
+    "params": dict(spec.point.params),
+    "grid_point": spec.point.label,
+    "seed": spec.seed,
+    "steps": config.steps,
+    "devices": int(trainer.mesh.devices.size),
+    "workload": trainer.workload.name,
+    "primary_metric": trainer.workload.primary_metric,
+    "stream": trainer.workload.stream,
+  }
+
+
+def _log_interval(
+  stream: Any,
+  done: int,
+  pending: list[dict[str, Any]],
+  values: dict[str, dict[str, Any]],
+  step_time: float | None,
+) -> tuple[dict[str, Any] | None, int, str]:
+  """Writes the records of the interval ending at step ``done``.
+
+  Returns ``(record, 0, "")``, or ``(None, step, reason)`` when a training loss of
+  the interval is not finite: then the steps before it, a ``diverged`` and an
+  ``end`` record are written instead.
+  """
+  host = jax.device_get(pending)
+  values = jax.device_get(values)
+  bad = _first_nonfinite(np.asarray([m["loss"] for m in host]))
+  if bad is None:
+    record = _interval_record(done, host, values, step_time)
+    results.write_record(stream, record)
+    return record, 0, ""
+  diverged_at = done - len(host) + bad + 1
+  if bad:
+    results.write_record(stream, _interval_record(diverged_at - 1, host[:bad], values, step_time))
+  reason = f"non-finite training loss ({host[bad]['loss']}) at step {diverged_at}"
+  results.write_record(stream, {"event": "diverged", "step": diverged_at, "reason": reason})
+  results.write_record(
+    stream, {"event": "end", "status": "diverged", "step": diverged_at, "reason": reason}
+  )
+  return None, diverged_at, reason
 
 
 def train_run(
@@ -375,22 +425,7 @@ def train_run(
       metrics_path.write_text("")
     stream = stack.enter_context(metrics_path.open("a"))
     if start == 0:
-      results.write_record(
-        stream,
-        {
-          "event": "start",
-          "optimizer": spec.optimizer.display_name,
-          "name": spec.optimizer.name,
-          "params": dict(spec.point.params),
-          "grid_point": spec.point.label,
-          "seed": spec.seed,
-          "steps": config.steps,
-          "devices": int(trainer.mesh.devices.size),
-          "workload": trainer.workload.name,
-          "primary_metric": trainer.workload.primary_metric,
-          "stream": trainer.workload.stream,
-        },
-      )
+      results.write_record(stream, _start_record(trainer, spec, config))
     bar = stack.enter_context(
       tqdm.tqdm(
         total=config.steps,
@@ -413,8 +448,7 @@ def train_run(
       params, model_state, opt_state, metrics = trainer.train_step(
         params, model_state, opt_state, batch, np.int32(step)
       )
-      rates = metrics.pop("learning_rate")
-      learned = metrics.pop("meta_parameters")
+      values = metrics.pop(OPTIMIZER_VALUES)
       pending.append(metrics)
       done = step + 1
       if clock is None:  # Leave the first (compiling) step out of the timing.
@@ -424,27 +458,13 @@ def train_run(
         timed_steps += 1
 
       if done % config.log_every == 0 or done == config.steps:
-        host = jax.device_get(pending)
-        rates, learned = jax.device_get((rates, learned))
         step_time = (time.perf_counter() - clock - paused) / timed_steps if timed_steps else None
-        bad = _first_nonfinite(np.asarray([m["loss"] for m in host]))
-        if bad is not None:
-          diverged_at = done - len(host) + bad + 1
-          if bad:
-            results.write_record(
-              stream, _interval_record(diverged_at - 1, host[:bad], rates, learned, step_time)
-            )
-          reason = f"non-finite training loss ({host[bad]['loss']}) at step {diverged_at}"
+        record, diverged_at, reason = _log_interval(stream, done, pending, values, step_time)
+        if record is None:
           logger.warning("%s seed %d diverged: %s.", name, spec.seed, reason)
-          results.write_record(stream, {"event": "diverged", "step": diverged_at, "reason": reason})
-          results.write_record(
-            stream, {"event": "end", "status": "diverged", "step": diverged_at, "reason": reason}
-          )
           return _result(spec, "diverged", diverged_at, reason, metrics_path)
-        record = _interval_record(done, host, rates, learned, step_time)
         last_loss = record["loss"]
-        results.write_record(stream, record)
-        bar.update(len(host))
+        bar.update(len(pending))
         bar.set_postfix(loss=f"{last_loss:.4g}", lr=_rate_text(record["learning_rate"]))
         pending, timed_steps, clock, paused = [], 0, time.perf_counter(), 0.0
 

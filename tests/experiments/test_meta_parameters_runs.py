@@ -2,6 +2,8 @@
 
 import json
 
+import jax
+import jax.numpy as jnp
 from exp_helpers import tiny_config
 
 from metaoptimize_optax.experiments import optimizers as optimizer_lib
@@ -55,3 +57,17 @@ def test_runs_log_meta_parameters_and_the_report_shows_them(tmp_path, workload):
   written = crossreport.write_cross_report([tmp_path], tmp_path / "report")[1]
   assert "meta_parameters.png" in written
   assert (tmp_path / "report" / "meta_parameters.png").stat().st_size > 0
+
+
+def test_an_optimizer_logs_its_own_per_step_values(workload):
+  """learning_rate, meta_parameters and an optimizer's own values travel one hook."""
+  built = optimizer_lib.build_optimizer("recommended", 10, {"meta_parameters": LEARN})
+  built = built._replace(logged_values=lambda state, step: {"custom": {"step": 2.0 * step}})
+  step_fn = jax.jit(runner.make_train_step(workload, built))
+  params, model_state = workload.init(jax.random.key(0))
+  batch = workload.train_batch(0, 3)
+  *_, metrics = step_fn(params, model_state, built.tx.init(params), batch, jnp.int32(3))
+  values = metrics.pop(runner.OPTIMIZER_VALUES)
+  assert set(values) == {"learning_rate", "meta_parameters", "custom"}
+  record = runner._interval_record(4, [metrics], values, None)
+  assert record["custom"] == {"step": 6.0} and set(record["meta_parameters"]) == set(LEARN)
