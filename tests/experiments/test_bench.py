@@ -15,7 +15,7 @@ import optax
 import pytest
 
 import metaoptimize_optax as mo
-from metaoptimize_optax.experiments.benchmarks import command, memory, report, suites, timing
+from metaoptimize_optax.experiments.benchmarks import command, memory, suites, table, timing
 from metaoptimize_optax.experiments.benchmarks import trees as trees_lib
 
 TINY = 20_000  # Values in the tiny synthetic tree (two layers).
@@ -361,14 +361,14 @@ def test_markdown_table_structure():
     fake_row("step", "AdamW", 1.0),
     fake_row("step", "MO", 1.1, 1.05),
   ]
-  text = report.markdown_table(rows)
+  text = table.markdown_table(rows)
   sections = text.split("\n\n### ")
   assert len(sections) == 2 and text.startswith("### ")
   for section in sections:
     lines = section.splitlines()
     assert lines[1] == ""
     header = [c.strip() for c in lines[2].strip("|").split("|")]
-    assert header == list(report.COLUMNS)
+    assert header == list(table.COLUMNS)
     assert set(lines[3]) == {"|", "-"}
     assert len(lines) == 6
     assert len({len(line) for line in lines[2:]}) == 1  # Aligned.
@@ -387,7 +387,7 @@ def test_markdown_table_structure():
   ],
 )
 def test_number(value, text):
-  assert report.number(value) == text
+  assert table.number(value) == text
 
 
 # ----------------------------------------------------------------------------
@@ -459,19 +459,19 @@ def test_main_bench_prints_and_writes(tmp_path, capsys, monkeypatch):
   assert scalar["setting"].endswith(f"in {len(jax.tree.leaves(params))} leaves")
   md = (tmp_path / "bench.md").read_text()
   assert (
-    md.startswith("# metaoptimize-optax benchmarks") and report.markdown_table(data["rows"]) in md
+    md.startswith("# metaoptimize-optax benchmarks") and table.markdown_table(data["rows"]) in md
   )
 
 
 def test_write_keeps_hand_written_sections(tmp_path):
   rows = [fake_row("update", "AdamW", 1.0), fake_row("update", "MO", 1.25, 1.3)]
-  settings, env = {"rounds": 1, "min_seconds": 0.1}, {k: "x" for k in report.environment()}
-  md, _ = report.write(tmp_path, rows, settings, env)
+  settings, env = {"rounds": 1, "min_seconds": 0.1}, {k: "x" for k in table.environment()}
+  md, _ = table.write(tmp_path, rows, settings, env)
   assert not [line for line in md.read_text().splitlines() if line.startswith("## ")]
   md.write_text(md.read_text() + "\n## Profile\n\nnotes\n")
-  report.write(tmp_path, rows[:1], settings, env)
+  table.write(tmp_path, rows[:1], settings, env)
   text = md.read_text()
-  assert text.startswith(report.markdown(rows[:1], settings, env))
+  assert text.startswith(table.markdown(rows[:1], settings, env))
   assert text.endswith("\n## Profile\n\nnotes\n") and text.count("## Profile") == 1
 
 
@@ -517,7 +517,7 @@ def check_device_output(tmp_path, update, step, dtypes):
   check_rows(steps, step, "step")
   assert steps[0]["setting"].startswith("transformer d32 x2 on charlm text")
   md = (tmp_path / "bench.md").read_text()
-  assert report.markdown_table(rows) in md and "### Whole train step" in md
+  assert table.markdown_table(rows) in md and "### Whole train step" in md
 
 
 def test_device_suite_at_tiny_sizes(tmp_path, capsys, monkeypatch):

@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
 
   A bad option gets one message on stderr and exit status 2.
   """
-  from metaoptimize_optax.experiments.benchmarks import device, report
+  from metaoptimize_optax.experiments.benchmarks import device, table
   from metaoptimize_optax.experiments.workloads import WORKLOADS
 
   try:
@@ -193,8 +193,8 @@ def run(args: argparse.Namespace) -> int:
   else:
     rows = default_rows(settings, budget)
     output_dir = args.output_dir or "results/bench"
-  md, js = report.write(output_dir, rows, settings, report.environment())
-  print(report.markdown_table(rows))
+  md, js = table.write(output_dir, rows, settings, table.environment())
+  print(table.markdown_table(rows))
   print(f"\nwrote {md} and {js}; {time.perf_counter() - start:.0f} s")
   return 0
 
