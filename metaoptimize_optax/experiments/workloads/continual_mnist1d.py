@@ -24,7 +24,7 @@ current at the evaluation step.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -42,10 +42,71 @@ from metaoptimize_optax.experiments.workloads.mnist1d_classification import (
 from metaoptimize_optax.experiments.workloads.mnist1d_data import load_mnist1d
 from metaoptimize_optax.experiments.workloads.sampling import Stream, stream_rng
 
+# (seed, task, x, y) -> (x, y): what task ``task`` of a stream does to the examples.
+Permute = Callable[[int, int, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
 
 def task_permutation(seed: int, task: int) -> np.ndarray:
   """The label permutation of task ``task`` (int32 ``(10,)``): ``y -> perm[y]``."""
   return stream_rng(seed, Stream.TASK, task).permutation(NUM_CLASSES).astype(np.int32)
+
+
+def permuted_stream(
+  name: str,
+  permute: Permute,
+  *,
+  task_steps: int,
+  num_tasks: int,
+  model: str,
+  batch_size: int,
+  hidden_sizes: Sequence[int],
+  channels: int,
+  num_samples: int,
+  train_split: float,
+  data_seed: int,
+  cache_dir: str | None,
+  eval_batch_size: int,
+) -> Workload:
+  """A MNIST-1D stream whose examples ``permute`` changes every ``task_steps`` steps.
+
+  Training batch ``step`` and the evaluation sets of ``step`` are those of task
+  ``step // task_steps``; the arguments are those of :func:`continual_mnist1d`.
+  """
+  task_steps = options.positive_int("task_steps", task_steps)
+  num_tasks = options.positive_int("num_tasks", num_tasks)
+  options.one_of("model", model, MODELS)
+  batch_size = options.positive_int("batch_size", batch_size)
+  eval_batch_size = options.positive_int("eval_batch_size", eval_batch_size)
+  data_kwargs = data_options(num_samples, train_split, data_seed, cache_dir)
+  pure_model = mnist1d_model(model, hidden_sizes=hidden_sizes, channels=channels)
+
+  def train_batch(seed: int, step: int):
+    batch = stream_batch(load_mnist1d(**data_kwargs), seed, step, batch_size)
+    batch["x"], batch["y"] = permute(seed, step // task_steps, batch["x"], batch["y"])
+    return batch
+
+  def eval_batches(seed: int, step: int):
+    d, task = load_mnist1d(**data_kwargs), step // task_steps
+    return {
+      "train": split_batches(*permute(seed, task, d.x_train, d.y_train), eval_batch_size),
+      "test": split_batches(*permute(seed, task, d.x_test, d.y_test), eval_batch_size),
+    }
+
+  return Workload(
+    name=name,
+    init=pure_model.init,
+    loss=classifier_loss(pure_model),
+    train_batch=train_batch,
+    eval_batches=eval_batches,
+    metrics=("loss", "accuracy"),
+    default_steps=num_tasks * task_steps,
+    primary_metric="online_loss",
+    stream=True,
+  )
+
+
+def _permute_labels(seed: int, task: int, x: np.ndarray, y: np.ndarray):
+  return x, task_permutation(seed, task)[y]
 
 
 def continual_mnist1d(
@@ -78,35 +139,18 @@ def continual_mnist1d(
     cache_dir: optional directory caching the generated arrays.
     eval_batch_size: batch size of the evaluation batches.
   """
-  task_steps = options.positive_int("task_steps", task_steps)
-  num_tasks = options.positive_int("num_tasks", num_tasks)
-  options.one_of("model", model, MODELS)
-  batch_size = options.positive_int("batch_size", batch_size)
-  eval_batch_size = options.positive_int("eval_batch_size", eval_batch_size)
-  data_kwargs = data_options(num_samples, train_split, data_seed, cache_dir)
-  pure_model = mnist1d_model(model, hidden_sizes=hidden_sizes, channels=channels)
-
-  def train_batch(seed: int, step: int):
-    batch = stream_batch(load_mnist1d(**data_kwargs), seed, step, batch_size)
-    batch["y"] = task_permutation(seed, step // task_steps)[batch["y"]]
-    return batch
-
-  def eval_batches(seed: int, step: int):
-    perm = task_permutation(seed, step // task_steps)
-    d = load_mnist1d(**data_kwargs)
-    return {
-      "train": split_batches(d.x_train, perm[d.y_train], eval_batch_size),
-      "test": split_batches(d.x_test, perm[d.y_test], eval_batch_size),
-    }
-
-  return Workload(
-    name="continual_mnist1d",
-    init=pure_model.init,
-    loss=classifier_loss(pure_model),
-    train_batch=train_batch,
-    eval_batches=eval_batches,
-    metrics=("loss", "accuracy"),
-    default_steps=num_tasks * task_steps,
-    primary_metric="online_loss",
-    stream=True,
+  return permuted_stream(
+    "continual_mnist1d",
+    _permute_labels,
+    task_steps=task_steps,
+    num_tasks=num_tasks,
+    model=model,
+    batch_size=batch_size,
+    hidden_sizes=hidden_sizes,
+    channels=channels,
+    num_samples=num_samples,
+    train_split=train_split,
+    data_seed=data_seed,
+    cache_dir=cache_dir,
+    eval_batch_size=eval_batch_size,
   )

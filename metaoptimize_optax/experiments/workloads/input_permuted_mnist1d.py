@@ -29,24 +29,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from metaoptimize_optax.experiments.workloads import options
 from metaoptimize_optax.experiments.workloads.base import Workload
-from metaoptimize_optax.experiments.workloads.mnist1d_classification import (
-  MODELS,
-  SIGNAL_LENGTH,
-  classifier_loss,
-  data_options,
-  mnist1d_model,
-  split_batches,
-  stream_batch,
-)
-from metaoptimize_optax.experiments.workloads.mnist1d_data import load_mnist1d
+from metaoptimize_optax.experiments.workloads.continual_mnist1d import permuted_stream
+from metaoptimize_optax.experiments.workloads.mnist1d_classification import SIGNAL_LENGTH
 from metaoptimize_optax.experiments.workloads.sampling import Stream, stream_rng
 
 
 def input_permutation(seed: int, task: int) -> np.ndarray:
   """The input permutation of task ``task`` (int32 ``(40,)``): ``x -> x[:, perm]``."""
   return stream_rng(seed, Stream.TASK, task).permutation(SIGNAL_LENGTH).astype(np.int32)
+
+
+def _permute_inputs(seed: int, task: int, x: np.ndarray, y: np.ndarray):
+  return x[:, input_permutation(seed, task)], y
 
 
 def input_permuted_mnist1d(
@@ -79,35 +74,18 @@ def input_permuted_mnist1d(
     cache_dir: optional directory caching the generated arrays.
     eval_batch_size: batch size of the evaluation batches.
   """
-  task_steps = options.positive_int("task_steps", task_steps)
-  num_tasks = options.positive_int("num_tasks", num_tasks)
-  options.one_of("model", model, MODELS)
-  batch_size = options.positive_int("batch_size", batch_size)
-  eval_batch_size = options.positive_int("eval_batch_size", eval_batch_size)
-  data_kwargs = data_options(num_samples, train_split, data_seed, cache_dir)
-  pure_model = mnist1d_model(model, hidden_sizes=hidden_sizes, channels=channels)
-
-  def train_batch(seed: int, step: int):
-    batch = stream_batch(load_mnist1d(**data_kwargs), seed, step, batch_size)
-    batch["x"] = batch["x"][:, input_permutation(seed, step // task_steps)]
-    return batch
-
-  def eval_batches(seed: int, step: int):
-    perm = input_permutation(seed, step // task_steps)
-    d = load_mnist1d(**data_kwargs)
-    return {
-      "train": split_batches(d.x_train[:, perm], d.y_train, eval_batch_size),
-      "test": split_batches(d.x_test[:, perm], d.y_test, eval_batch_size),
-    }
-
-  return Workload(
-    name="input_permuted_mnist1d",
-    init=pure_model.init,
-    loss=classifier_loss(pure_model),
-    train_batch=train_batch,
-    eval_batches=eval_batches,
-    metrics=("loss", "accuracy"),
-    default_steps=num_tasks * task_steps,
-    primary_metric="online_loss",
-    stream=True,
+  return permuted_stream(
+    "input_permuted_mnist1d",
+    _permute_inputs,
+    task_steps=task_steps,
+    num_tasks=num_tasks,
+    model=model,
+    batch_size=batch_size,
+    hidden_sizes=hidden_sizes,
+    channels=channels,
+    num_samples=num_samples,
+    train_split=train_split,
+    data_seed=data_seed,
+    cache_dir=cache_dir,
+    eval_batch_size=eval_batch_size,
   )
