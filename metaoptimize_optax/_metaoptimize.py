@@ -148,10 +148,14 @@ def _take_step(
   spaces: dict[str, _meta_parameters.Space],
   weight_decay: Any,
   extra_args: dict[str, Any],
-) -> tuple[list[jax.Array], optax.OptState, _traces.Step]:
-  """The scaled base step: its update leaves, the new base state, and the step as the
-  trace rules read it (with the step function itself, for rules that differentiate it)."""
-  step_fn = functools.partial(
+) -> _traces.Step:
+  """The scaled base step as the trace rules read it: its update leaves, its inputs
+  and the step function itself (for rules that differentiate it, and to take it again).
+
+  The base is traced once: the step function evaluates that trace
+  (``jax.closure_convert``), however often it is taken.
+  """
+  traced_fn = functools.partial(
     scaled_base_step,
     base=base,
     lay=lay,
@@ -163,9 +167,14 @@ def _take_step(
     weight_decay=weight_decay,
     extra_args=extra_args,
   )
-  dw, new_base_state = step_fn(grads, base_state, params, log_lr, phi)
+  converted, consts = jax.closure_convert(traced_fn, grads, base_state, params, log_lr, phi)
+
+  def step_fn(g, s, w, b, p):
+    return converted(g, s, w, b, p, *consts)
+
+  dw, _ = step_fn(grads, base_state, params, log_lr, phi)
   kappa = _meta_parameters.values(phi, spaces).get(_meta_parameters.WEIGHT_DECAY, weight_decay)
-  step = _traces.Step(
+  return _traces.Step(
     fn=step_fn,
     layout=lay,
     grads=grads,
@@ -178,7 +187,6 @@ def _take_step(
     decay=_decay_leaves(kappa, mask),
     value_fn=extra_args.get("value_fn"),
   )
-  return dw, new_base_state, step
 
 
 def metaoptimize(
@@ -358,7 +366,8 @@ def metaoptimize(
     learned = state.meta_parameters
     phi = {} if learned is None else learned.phi
     mask = _decay_mask(weight_decay_mask, params if decays else None, len(g))
-    dw, base_state, step = _take_step(
+    # The step as the traces read it, from the old base state and params.
+    step = _take_step(
       base,
       lay,
       grads,
@@ -374,14 +383,23 @@ def metaoptimize(
     discount = gamma(state.count) if callable(gamma) else gamma
     meta_grad = rule.meta_gradient(lay, state.trace, g, log_lr)
     # The old trace is read (by the per-block sums of the meta-gradient) before
-    # it is overwritten, and the old params (by the trace) before the returned
-    # update is applied: see _traces.after.
+    # it is overwritten: see _traces.after.
     sums = [z for z in jax.tree.leaves(meta_grad) if jnp.ndim(z) == 0]
     trace, base_state_trace = rule.next(
       step, state.trace, state.base_state_trace, _traces.after(discount, sums)
     )
-    trace_leaves = lay.treedef.flatten_up_to(trace)
-    dw = [_traces.after(d, t) for d, t in zip(dw, trace_leaves, strict=True)]
+    learned = (
+      None
+      if learned is None
+      else _meta_parameters.advance(learned, spaces, meta_rule, phi_meta, step, g, discount)
+    )
+    # The returned step is the same step taken again, from the old base state
+    # once the traces have read it (and the old params): a direction written
+    # once for both the caller's params and the trace would be a params-sized
+    # temporary, and the moments and params could not be updated in place.
+    traces = (trace, base_state_trace, None if learned is None else learned.trace)
+    dw, base_state = step.fn(grads, _traces.after(state.base_state, traces), params, log_lr, phi)
+    dw = [_traces.after(d, traces) for d in dw]
     meta_updates, meta_state = meta.update(meta_grad, state.meta_state, log_lr)
     log_lr = _clip_log_lr(
       optax.apply_updates(log_lr, meta_updates), min_learning_rate, max_learning_rate
@@ -393,9 +411,7 @@ def metaoptimize(
       trace=trace,
       base_state_trace=base_state_trace,
       count=optax.safe_increment(state.count),
-      meta_parameters=None
-      if learned is None
-      else _meta_parameters.advance(learned, spaces, meta_rule, phi_meta, step, g, discount),
+      meta_parameters=learned,
     )
     return lay.treedef.unflatten(dw), new_state
 

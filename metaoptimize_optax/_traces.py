@@ -75,15 +75,16 @@ def _dtype(coords: Any) -> Any:
 
 
 def after(x: Any, deps: Any) -> Any:
-  """``x`` unchanged, but computed by XLA only once ``deps`` are.
+  """``x`` (an array, a number or a pytree) unchanged, but computed by XLA only once
+  ``deps`` are.
 
-  ``x * 1``, the 1 made from the sign bit of the sum of the first values of
-  the leaves of ``deps`` (shifted out: always exactly 1, NaN or not), which
-  the compiler cannot prove constant. A data dependency where the program
-  has none: XLA:CPU (no multi-output fusion, optimization barriers dropped)
-  then runs the trace update after the meta-gradient has read the old trace,
-  and the params update after the trace update has read the old params, so
-  donated params and trace are updated in place instead of copied first.
+  Each inexact value times 1, the 1 made from the sign bit of the sum of the
+  first values of the leaves of ``deps`` (shifted out: always exactly 1, NaN or
+  not), which the compiler cannot prove constant. A data dependency where the
+  program has none: XLA:CPU (no multi-output fusion, optimization barriers
+  dropped) then runs the trace update after the meta-gradient has read the old
+  trace, and the returned step after the traces have read the old params and
+  base state, so donated buffers are updated in place instead of copied first.
   """
   leaves = [d for d in jax.tree.leaves(deps) if jnp.size(d)]
   if not leaves:
@@ -93,8 +94,15 @@ def after(x: Any, deps: Any) -> Any:
   zero = jax.lax.shift_right_logical(
     jax.lax.shift_right_logical(bits, jnp.uint32(31)), jnp.uint32(1)
   )
-  dtype = jnp.result_type(x) if isinstance(x, jax.Array) else jnp.result_type(leaves[0])
-  return x * (1 + zero.astype(dtype))
+
+  def one(v):
+    if not is_inexact(v):
+      return v
+    # A Python number (the discount) takes the dtype of the sums it waits for.
+    dtype = v.dtype if isinstance(v, jax.Array) else jnp.result_type(leaves[0])
+    return v * (1 + zero.astype(dtype))
+
+  return jax.tree.map(one, x)
 
 
 # ----------------------------------------------------------------------------
