@@ -393,13 +393,12 @@ def metaoptimize(
       if learned is None
       else _meta_parameters.advance(learned, spaces, meta_rule, phi_meta, step, g, discount)
     )
-    # The returned step is the same step taken again, from the old base state
-    # once the traces have read it (and the old params): a direction written
-    # once for both the caller's params and the trace would be a params-sized
+    # The returned step is the same step taken again, from the same inputs once
+    # the traces have read them: a direction (or any part of it) computed once
+    # for both the caller's params and the trace would be a params-sized
     # temporary, and the moments and params could not be updated in place.
-    traces = (trace, base_state_trace, None if learned is None else learned.trace)
-    dw, base_state = step.fn(grads, _traces.after(state.base_state, traces), params, log_lr, phi)
-    dw = [_traces.after(d, traces) for d in dw]
+    traces = (trace, base_state_trace, learned)
+    dw, base_state = step.fn(*_traces.after((grads, state.base_state, params), traces), log_lr, phi)
     meta_updates, meta_state = meta.update(meta_grad, state.meta_state, log_lr)
     log_lr = _clip_log_lr(
       optax.apply_updates(log_lr, meta_updates), min_learning_rate, max_learning_rate
