@@ -41,7 +41,7 @@ StepFn = Callable[[Any, optax.OptState, Any, Any, Any], tuple[list[jax.Array], o
 class Step(NamedTuple):
   """One scaled base step, as the trace rules read it."""
 
-  fn: StepFn  # The step itself, for rules that differentiate it.
+  fn: StepFn  # The step itself: differentiated by some rules, taken again for the update.
   layout: _blocks.Layout  # The params' blocks.
   grads: optax.Updates  # g, the gradient the step was taken with.
   params: optax.Params | None  # w before the step.
