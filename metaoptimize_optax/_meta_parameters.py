@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from metaoptimize_optax import _validation
+from metaoptimize_optax import _traces, _validation
 
 
 class MetaParametersState(NamedTuple):
@@ -235,7 +235,9 @@ def advance(
 ) -> MetaParametersState:
   """One step: ``z_phi = <X^w, g>`` from the old tangents, the tangents' step, the meta step."""
   z = rule.meta_gradient(step.layout, state.trace, grads, state.phi)
-  trace, base_state_trace = rule.next(step, state.trace, state.base_state_trace, gamma)
+  # The old tangents are overwritten once z has read them: see _traces.after.
+  old_trace = _traces.after(state.trace, jax.tree.leaves(z))
+  trace, base_state_trace = rule.next(step, old_trace, state.base_state_trace, gamma)
   meta_updates, meta_state = meta.update(z, state.meta_state, state.phi)
   phi = clip(optax.apply_updates(state.phi, meta_updates), spaces)
   return MetaParametersState(

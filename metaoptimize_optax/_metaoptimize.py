@@ -366,11 +366,16 @@ def metaoptimize(
     learned = state.meta_parameters
     phi = {} if learned is None else learned.phi
     mask = _decay_mask(weight_decay_mask, params if decays else None, len(g))
+    meta_grad = rule.meta_gradient(lay, state.trace, g, log_lr)
+    # The traces' update and the step it reads wait for the meta-gradient's
+    # sums, which read the old trace and the gradients first: see _traces.after.
+    sums = [z for z in jax.tree.leaves(meta_grad) if jnp.ndim(z) == 0]
+    old_trace, step_grads = _traces.after((state.trace, grads), sums)
     # The step as the traces read it, from the old base state and params.
     step = _take_step(
       base,
       lay,
-      grads,
+      step_grads,
       state.base_state,
       params,
       log_lr,
@@ -381,13 +386,7 @@ def metaoptimize(
       extra_args,
     )
     discount = gamma(state.count) if callable(gamma) else gamma
-    meta_grad = rule.meta_gradient(lay, state.trace, g, log_lr)
-    # The old trace is read (by the per-block sums of the meta-gradient) before
-    # it is overwritten: see _traces.after.
-    sums = [z for z in jax.tree.leaves(meta_grad) if jnp.ndim(z) == 0]
-    trace, base_state_trace = rule.next(
-      step, state.trace, state.base_state_trace, _traces.after(discount, sums)
-    )
+    trace, base_state_trace = rule.next(step, old_trace, state.base_state_trace, discount)
     learned = (
       None
       if learned is None

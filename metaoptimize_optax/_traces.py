@@ -75,16 +75,20 @@ def _dtype(coords: Any) -> Any:
 
 
 def after(x: Any, deps: Any) -> Any:
-  """``x`` (an array, a number or a pytree) unchanged, but computed by XLA only once
-  ``deps`` are.
+  """``x`` (a pytree of arrays) unchanged, but computed by XLA only once ``deps`` are.
 
-  Each inexact value times 1, the 1 made from the sign bit of the sum of the
-  first values of the leaves of ``deps`` (shifted out: always exactly 1, NaN or
-  not), which the compiler cannot prove constant. A data dependency where the
+  The bits of each floating leaf are OR-ed with a zero made from the sign bit
+  of the sum of the first values of the leaves of ``deps`` (shifted out: always
+  exactly 0, NaN or not), which the compiler cannot prove constant (complex
+  leaves: their real and imaginary parts). A data dependency where the
   program has none: XLA:CPU (no multi-output fusion, optimization barriers
   dropped) then runs the trace update after the meta-gradient has read the old
   trace, and the returned step after the traces have read the old params and
   base state, so donated buffers are updated in place instead of copied first.
+  The values also differ from ``x`` for the compiler, so no computation on them
+  is shared with one on ``x`` (a shared ``bfloat16`` -> ``float32`` conversion
+  would be a params-sized temporary). Integer operations need no conversion, so
+  the identity fuses into every consumer.
   """
   leaves = [d for d in jax.tree.leaves(deps) if jnp.size(d)]
   if not leaves:
@@ -95,14 +99,17 @@ def after(x: Any, deps: Any) -> Any:
     jax.lax.shift_right_logical(bits, jnp.uint32(31)), jnp.uint32(1)
   )
 
-  def one(v):
+  def same(v):
     if not is_inexact(v):
       return v
-    # A Python number (the discount) takes the dtype of the sums it waits for.
-    dtype = v.dtype if isinstance(v, jax.Array) else jnp.result_type(leaves[0])
-    return v * (1 + zero.astype(dtype))
+    if jnp.issubdtype(v.dtype, jnp.complexfloating):
+      return jax.lax.complex(same(jnp.real(v)), same(jnp.imag(v)))
+    uint = jnp.dtype(f"uint{8 * v.dtype.itemsize}")
+    return jax.lax.bitcast_convert_type(
+      jax.lax.bitcast_convert_type(v, uint) | zero.astype(uint), v.dtype
+    )
 
-  return jax.tree.map(one, x)
+  return jax.tree.map(same, x)
 
 
 # ----------------------------------------------------------------------------
