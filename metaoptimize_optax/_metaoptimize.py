@@ -387,11 +387,14 @@ def metaoptimize(
     )
     discount = gamma(state.count) if callable(gamma) else gamma
     trace, base_state_trace = rule.next(step, old_trace, state.base_state_trace, discount)
-    learned = (
-      None
-      if learned is None
-      else _meta_parameters.advance(learned, spaces, meta_rule, phi_meta, step, g, discount)
-    )
+    if learned is not None:
+      # The tangents' step waits for the trace, so it shares no computation
+      # (a params-sized temporary) with the trace's step: see _traces.after.
+      grads_t, state_t, params_t = _traces.after((step.grads, step.base_state, params), trace)
+      tangent_step = step._replace(grads=grads_t, base_state=state_t, params=params_t)
+      learned = _meta_parameters.advance(
+        learned, spaces, meta_rule, phi_meta, tangent_step, g, discount
+      )
     # The returned step is the same step taken again, from the same inputs once
     # the traces have read them: a direction (or any part of it) computed once
     # for both the caller's params and the trace would be a params-sized

@@ -93,7 +93,9 @@ def after(x: Any, deps: Any) -> Any:
   leaves = [d for d in jax.tree.leaves(deps) if jnp.size(d)]
   if not leaves:
     return x
-  first = sum(jnp.ravel(d)[0].astype(jnp.float32) for d in leaves)
+  # A slice (not an index, which vmap turns into a gather) of each leaf.
+  corner = lambda d: jax.lax.slice(d, (0,) * d.ndim, (1,) * d.ndim).reshape(())
+  first = sum(corner(d).astype(jnp.float32) for d in leaves)
   bits = jax.lax.bitcast_convert_type(first, jnp.uint32)
   zero = jax.lax.shift_right_logical(
     jax.lax.shift_right_logical(bits, jnp.uint32(31)), jnp.uint32(1)
@@ -193,7 +195,7 @@ def _jvp_next(step, trace, base_state_trace, gamma, *, wrt, hvp):
       leaves[i] = v
     return s_def.unflatten(leaves)
 
-  def new_weights_and_state(g, s_values, w, coords):
+  def new_weights_and_state(g, w, coords, s_values):
     log_lr, phi = (coords, step.phi) if wrt == "log_lr" else (step.log_lr, coords)
     dw, s = step.fn(g, with_inexact(s_values), w, log_lr, phi)
     w_leaves, w_def = jax.tree.flatten(w)
@@ -211,13 +213,17 @@ def _jvp_next(step, trace, base_state_trace, gamma, *, wrt, hvp):
     if hvp:
       hx = jax.jvp(jax.grad(step.value_fn), (step.params,), (x_w,))[1]
       hx = jax.tree.map(lambda t, gi: t.astype(jnp.result_type(gi)), hx, step.grads)
-      primals, tangents = (step.grads, s_values, step.params, coords), (hx, x_s, x_w, e)
+      primals, tangents = (step.grads, step.params, coords, s_values), (hx, x_w, e, x_s)
       fn = new_weights_and_state
     else:
-      primals, tangents = (s_values, step.params, coords), (x_s, x_w, e)
+      primals, tangents = (step.params, coords, s_values), (x_w, e, x_s)
       fn = functools.partial(new_weights_and_state, step.grads)
-    _, (t_w, t_s) = jax.jvp(fn, primals, tangents)
+    _, (t_w, _) = jax.jvp(fn, primals, tangents)
     t_w = jax.tree.map(lambda t, dt: finite_or_zero(t).astype(dt), t_w, trace_dtypes)
+    # The state's tangents are taken again once the weights' tangent has read
+    # the old ones, so each is updated in place (see after).
+    *rest, x_s = tangents
+    _, (_, t_s) = jax.jvp(fn, primals, (*rest, after(x_s, t_w)))
     return t_w, tuple(finite_or_zero(t) for t in t_s)
 
   return jax.vmap(column)(trace, base_state_trace, basis)

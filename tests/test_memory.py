@@ -57,3 +57,15 @@ def test_after_is_the_identity_bit_for_bit(dtype):
     view = lambda a: np.asarray(a).view(np.uint8)
     np.testing.assert_array_equal(view(out["x"]), view(x["x"]))
     np.testing.assert_array_equal(out["count"], x["count"])
+
+
+@pytest.mark.parametrize("learned", [{"b2": "logit"}, {"weight_decay": "log"}])
+def test_one_learned_meta_parameter_adds_no_temporary(learned):
+  # Its tangents (one column per name) are updated in place, and their step
+  # shares no computation with the trace's. Several names share the step's
+  # linearization across their columns, which XLA writes out once.
+  params = {"a": jnp.zeros((256, 512)), "b": {"w": jnp.zeros((128, 256))}}
+  params_bytes = sum(x.nbytes for x in jax.tree.leaves(params))
+  base = temporaries(optax.adamw(1e-3, weight_decay=0.1), params)
+  extra = temporaries(mo.adamw(1e-3, meta_parameters=learned), params) - base
+  assert extra < 0.01 * params_bytes, f"{extra / params_bytes:.2f}x params in temporaries"
