@@ -213,13 +213,11 @@ def init_state(
   start = {WEIGHT_DECAY: weight_decay, **start_values(spaces, base_state)}
   phi = {name: to_phi(jnp.asarray(start[name], dtype), space) for name, space in spaces.items()}
   trace, base_state_trace = rule.init(params, base_state, phi)
-  if trace_dtype is not None:
-    trace = jax.tree.map(lambda x: x.astype(trace_dtype), trace)
   return MetaParametersState(
     phi=phi,
     value=values(phi, spaces),
     meta_state=meta.init(phi),
-    trace=trace,
+    trace=_traces.cast(trace, trace_dtype),
     base_state_trace=base_state_trace,
   )
 

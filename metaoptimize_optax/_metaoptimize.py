@@ -60,10 +60,6 @@ def _log_lr_dtype(params: optax.Params) -> Any:
   return dtype
 
 
-def _cast(tree: Any, dtype: Any) -> Any:
-  return tree if dtype is None else jax.tree.map(lambda x: x.astype(dtype), tree)
-
-
 def _is_zero(x: Any) -> bool:
   return isinstance(x, (int, float)) and x == 0
 
@@ -335,7 +331,7 @@ def metaoptimize(
     )
     base_state = base.init(params)
     trace, base_state_trace = rule.init(params, base_state, log_lr)
-    trace = _cast(trace, trace_dtype)
+    trace = _traces.cast(trace, trace_dtype)
     _decay_mask(weight_decay_mask, params, lay.treedef.num_leaves)  # Validates its structure.
     return MetaOptimizeState(
       base_state=base_state,

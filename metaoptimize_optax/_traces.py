@@ -74,6 +74,11 @@ def _dtype(coords: Any) -> Any:
   return jax.tree.leaves(coords)[0].dtype
 
 
+def cast(tree: Any, dtype: Any) -> Any:
+  """``tree`` with every leaf in ``dtype``; unchanged when ``dtype`` is None."""
+  return tree if dtype is None else jax.tree.map(lambda x: x.astype(dtype), tree)
+
+
 def after(x: Any, deps: Any) -> Any:
   """``x`` (a pytree of arrays) unchanged, but computed by XLA only once ``deps`` are.
 
