@@ -33,18 +33,25 @@ def temporaries(tx, params):
   return compiled.memory_analysis().temp_size_in_bytes
 
 
+def params_of(dtype):
+  return {"a": jnp.zeros((256, 512), dtype), "b": {"w": jnp.zeros((128, 256), dtype)}}
+
+
+def assert_no_extra_temporary(tx, base, params):
+  """``tx``'s temporaries exceed ``base``'s by scalars only (the meta-gradient, the
+  learning rates, the dependency zeros)."""
+  params_bytes = sum(x.nbytes for x in jax.tree.leaves(params))
+  extra = temporaries(tx, params) - temporaries(base, params)
+  assert extra < 0.01 * params_bytes, f"{extra / params_bytes:.2f}x params in temporaries"
+
+
 @pytest.mark.parametrize("blocks", ["scalar", "per_layer"])
 @pytest.mark.parametrize("trace_dtype", [None, "float32"])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("base_name", sorted(BASES))
 def test_hessian_free_update_adds_no_temporary_to_its_base(base_name, dtype, trace_dtype, blocks):
-  params = {"a": jnp.zeros((256, 512), dtype), "b": {"w": jnp.zeros((128, 256), dtype)}}
-  params_bytes = sum(x.nbytes for x in jax.tree.leaves(params))
-  base = temporaries(BASES[base_name](), params)
   tx = mo.metaoptimize(BASES[base_name](), mo.lion(), blocks=blocks, trace_dtype=trace_dtype)
-  extra = temporaries(tx, params) - base
-  # Scalars only: the meta-gradient, the learning rates, the dependency zeros.
-  assert extra < 0.01 * params_bytes, f"{extra / params_bytes:.2f}x params in temporaries"
+  assert_no_extra_temporary(tx, BASES[base_name](), params_of(dtype))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16", "complex64"])
@@ -64,8 +71,5 @@ def test_one_learned_meta_parameter_adds_no_temporary(learned):
   # Its tangents (one column per name) are updated in place, and their step
   # shares no computation with the trace's. Several names share the step's
   # linearization across their columns, which XLA writes out once.
-  params = {"a": jnp.zeros((256, 512)), "b": {"w": jnp.zeros((128, 256))}}
-  params_bytes = sum(x.nbytes for x in jax.tree.leaves(params))
-  base = temporaries(optax.adamw(1e-3, weight_decay=0.1), params)
-  extra = temporaries(mo.adamw(1e-3, meta_parameters=learned), params) - base
-  assert extra < 0.01 * params_bytes, f"{extra / params_bytes:.2f}x params in temporaries"
+  tx = mo.adamw(1e-3, meta_parameters=learned)
+  assert_no_extra_temporary(tx, optax.adamw(1e-3, weight_decay=0.1), params_of("float32"))
