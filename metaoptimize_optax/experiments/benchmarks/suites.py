@@ -304,6 +304,7 @@ def update_suite(
       [timings, timing.time_alternately(steppers, BASELINE, rounds=rounds, min_seconds=min_seconds)]
     )
     del steppers
+    memory.release()
   name = jnp.dtype(dtype).name
   kind = "" if name == "float32" else f" {name}"
   setting = f"{trees.describe(trees.count(params))}{kind} in {len(jax.tree.leaves(params))} leaves"
@@ -367,6 +368,8 @@ def step_suite(
     )
   dtype = jnp.result_type(*jax.tree.leaves(params)).name
   timings = timing.time_alternately(steppers, BASELINE, rounds=rounds, min_seconds=min_seconds)
+  del steppers
+  memory.release()
   setting = f"{setting_label or workload.name} ({trees.describe(trees.count(params))} params)"
   return [
     _row(
