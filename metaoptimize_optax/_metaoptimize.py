@@ -386,7 +386,7 @@ def metaoptimize(
     if learned is not None:
       # The tangents' step waits for the trace, so it shares no computation
       # (a params-sized temporary) with the trace's step: see _traces.after.
-      grads_t, state_t, params_t = _traces.after((step.grads, step.base_state, params), trace)
+      grads_t, state_t, params_t = _traces.after((step.grads, step.base_state, step.params), trace)
       tangent_step = step._replace(grads=grads_t, base_state=state_t, params=params_t)
       learned = _meta_parameters.advance(
         learned, spaces, meta_rule, phi_meta, tangent_step, g, discount
