@@ -42,7 +42,7 @@ def release() -> bool:
   gc.collect()
   try:
     trim = ctypes.CDLL(None).malloc_trim
-  except (AttributeError, OSError):
+  except (AttributeError, OSError, TypeError):  # No glibc, or no C library to open.
     return False
   trim(0)
   return True
