@@ -65,22 +65,21 @@ def per_layer_labels(tree: Any) -> Any:
 
 
 def broadcast_prefix(prefix: Any, tree: Any, argname: str) -> list[Any]:
-  """Leaf values of ``prefix`` (a tree prefix of ``tree``), one per leaf of ``tree``."""
+  """Leaf values of ``prefix`` (a tree prefix of ``tree``), one per leaf of ``tree``.
+
+  A None in ``tree`` (no leaf) may take any value or None in ``prefix``; a None
+  in ``prefix`` above a leaf is a structure mismatch.
+  """
   try:
     full = jax.tree.map(lambda value, sub: jax.tree.map(lambda _: value, sub), prefix, tree)
   except (ValueError, TypeError) as err:
     raise ValueError(
       f"{argname}: its tree structure {jax.tree.structure(prefix)} does not match "
       f"the params' structure {jax.tree.structure(tree)}; pass a tree shaped like "
-      "the params (or a prefix of it), or a callable params -> tree."
+      "the params (or a prefix of it) with a value (not None) for every leaf, or a "
+      "callable params -> tree."
     ) from err
-  leaves = jax.tree.leaves(full, is_leaf=lambda x: x is None)
-  if len(leaves) != len(jax.tree.leaves(tree)):
-    raise ValueError(
-      f"{argname}: expected one value per params leaf ({len(jax.tree.leaves(tree))}), "
-      f"got {len(leaves)}; None is not a valid value."
-    )
-  return leaves
+  return jax.tree.structure(tree).flatten_up_to(full)
 
 
 def layout(blocks: Any, tree: Any) -> Layout:

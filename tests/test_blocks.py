@@ -68,6 +68,31 @@ def test_params_shaped(blocks):
     assert lr.shape == (() if blocks == "per_leaf" else p.shape)
 
 
+@pytest.mark.parametrize(
+  "blocks", ["scalar", "per_layer", "per_leaf", "per_weight", {"params": "net", "frozen": None}]
+)
+def test_none_leaves_are_skipped(blocks):
+  """A None in params (no leaf) gets no learning rate and leaves the rest unchanged."""
+  with_none = {**PARAMS, "frozen": None}
+  labels = {"params": "net", "temperature": "t"}
+  spec = {**blocks, **labels} if isinstance(blocks, dict) else blocks
+  kept = labels if isinstance(blocks, dict) else blocks
+  runs = []
+  for params, b in ((with_none, spec), (PARAMS, kept)):
+    tx = mo.metaoptimize(optax.adam(1.0), blocks=b, initial_learning_rate=1e-2)
+    state = tx.init(params)
+    for i in range(3):
+      grads = {**grads_for(PARAMS, i), **({"frozen": None} if "frozen" in params else {})}
+      updates, state = tx.update(grads, state, params)
+      params = optax.apply_updates(params, updates)
+    runs.append((params, mo.learning_rates(state)))
+  (params, lrs), (expected, expected_lrs) = runs
+  assert params["frozen"] is None
+  drop = lambda t: {k: v for k, v in t.items() if k != "frozen"} if isinstance(t, dict) else t
+  jax.tree.map(np.testing.assert_allclose, drop(params), expected)
+  jax.tree.map(np.testing.assert_allclose, drop(lrs), expected_lrs)
+
+
 def test_per_weight_equals_independent_scalar_problems():
   """Per-weight learning rates of a separable loss = one scalar MetaOptimize per weight."""
   target = jnp.array([1.0, -2.0, 3.0])

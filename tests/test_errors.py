@@ -70,6 +70,12 @@ def test_label_tree_that_does_not_match_params():
     tx.init(PARAMS)
 
 
+def test_label_none_above_a_leaf():
+  tx = mo.metaoptimize(BASE, blocks={"a": "x", "b": None})
+  with pytest.raises(ValueError, match=r"blocks: .* a value \(not None\) for every leaf"):
+    tx.init(PARAMS)
+
+
 def test_weight_decay_mask_that_does_not_match_params():
   tx = mo.metaoptimize(BASE, weight_decay=0.1, weight_decay_mask={"a": True})
   with pytest.raises(ValueError, match="weight_decay_mask: its tree structure"):
