@@ -40,6 +40,11 @@ def check_transformation(name: str, tx: Any) -> None:
   hint = ""
   if callable(tx) and getattr(tx, "__module__", "").startswith("optax"):
     hint = f" (did you mean {getattr(tx, '__name__', 'it')}(...), called?)"
+  elif isinstance(tx, optax.MultiSteps):
+    hint = (
+      " (gradient accumulation goes outside: optax.MultiSteps(metaoptimize(base), k) tunes the"
+      " learning rate once per accumulated step)"
+    )
   raise TypeError(
     f"{name} must be an optax.GradientTransformation such as optax.adam(1.0), got {tx!r}{hint}."
   )

@@ -64,6 +64,11 @@ def test_uncalled_optax_factory_gets_a_hint():
     mo.metaoptimize(optax.adam)
 
 
+def test_multi_steps_base_points_outside():
+  with pytest.raises(TypeError, match=r"optax\.MultiSteps\(metaoptimize\(base\), k\)"):
+    mo.metaoptimize(optax.MultiSteps(BASE, 2))
+
+
 def test_label_tree_that_does_not_match_params():
   tx = mo.metaoptimize(BASE, blocks={"a": "x", "z": "y"})
   with pytest.raises(ValueError, match="blocks: its tree structure"):
