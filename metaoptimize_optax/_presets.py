@@ -29,6 +29,7 @@ from typing import Any
 import jax.numpy as jnp
 import optax
 
+from metaoptimize_optax import _validation
 from metaoptimize_optax._meta_parameters import WEIGHT_DECAY, Space
 from metaoptimize_optax._metaoptimize import Blocks, Hessian, metaoptimize
 
@@ -90,6 +91,10 @@ def meta_optimizer(
         "learning rate inside the optimizer passed as meta instead."
       )
     return meta
+  if meta_learning_rate is not None:
+    _validation.check_number(
+      "meta_learning_rate", meta_learning_rate, "None or a finite number > 0", lambda x: x > 0
+    )
   lr = 1e-3 if meta_learning_rate is None else meta_learning_rate
   if meta == "lion":
     return optax.lion(lr, b1=0.9, b2=0.99, weight_decay=0.0)
@@ -132,6 +137,11 @@ def _preset(
   **kwargs: Any,
 ) -> optax.GradientTransformationExtraArgs:
   """The one implementation of the presets: ``kwargs`` are :func:`metaoptimize`'s."""
+  for name, value in hyperparams.items():
+    if name == "eps":
+      _validation.check_number(name, value, "a finite number >= 0", lambda x: x >= 0)
+    else:  # A decay rate: b1, b2, momentum or decay.
+      _validation.check_number(name, value, "a number in [0, 1]", lambda x: 0 <= x <= 1)
   base = base_optimizer(factory, hyperparams, kwargs.get("meta_parameters"), static)
   return metaoptimize(base, meta_optimizer(meta, meta_learning_rate), **kwargs)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 
@@ -24,11 +25,17 @@ def concrete(value: Any) -> float | None:
 
 
 def check_number(name: str, value: Any, accepted: str, ok: Callable[[float], bool]) -> None:
-  """Rejects a non-real, non-finite or out-of-range scalar ``value``."""
+  """Rejects a non-real, non-finite or out-of-range scalar ``value``.
+
+  Strings and booleans are refused although ``float`` would read them.
+  """
+  not_real = TypeError(f"{name}={value!r} is not a real scalar; expected {accepted}.")
+  if isinstance(value, str | bytes | bool | np.bool_):
+    raise not_real
   try:
     x = concrete(value)
   except (TypeError, ValueError) as err:
-    raise TypeError(f"{name}={value!r} is not a real scalar; expected {accepted}.") from err
+    raise not_real from err
   if x is not None and not (math.isfinite(x) and ok(x)):
     raise ValueError(f"{name}={value!r} is invalid; expected {accepted}.")
 

@@ -1,6 +1,9 @@
 """Bad arguments fail early, naming the argument, the value and what is accepted."""
 
+import re
+
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 
@@ -40,9 +43,21 @@ def test_invalid_arguments_rejected_at_construction(kwargs, match):
     mo.metaoptimize(BASE, **kwargs)
 
 
-def test_non_numeric_learning_rate():
-  with pytest.raises(TypeError, match="initial_learning_rate='fast' is not a real scalar"):
-    mo.metaoptimize(BASE, initial_learning_rate="fast")
+@pytest.mark.parametrize(
+  "kwargs",
+  [
+    {"initial_learning_rate": "fast"},
+    {"initial_learning_rate": "1e-3"},  # float() would read it; a YAML 1.1 string.
+    {"initial_learning_rate": True},
+    {"weight_decay": "0.1"},
+    {"gamma": np.bool_(True)},
+    {"max_learning_rate": b"1"},
+  ],
+)
+def test_non_numeric_scalars(kwargs):
+  ((name, value),) = kwargs.items()
+  with pytest.raises(TypeError, match=re.escape(f"{name}={value!r} is not a real scalar")):
+    mo.metaoptimize(BASE, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -109,3 +124,25 @@ def test_presets_reject_unknown_meta(preset):
     preset(meta=optax.adam(1e-3), meta_learning_rate=1e-2)
   with pytest.raises(ValueError, match="gamma=2"):
     preset(gamma=2)
+
+
+@pytest.mark.parametrize(
+  "preset, kwargs, match",
+  [
+    (mo.adamw, {"b2": 1.5}, r"b2=1\.5 is invalid; expected a number in \[0, 1\]"),
+    (mo.adamw, {"eps": -1e-8}, r"eps=-1e-08 is invalid; expected a finite number >= 0"),
+    (mo.lion, {"b1": -0.1}, r"b1=-0\.1 is invalid"),
+    (mo.sgdm, {"momentum": 1.1}, r"momentum=1\.1 is invalid"),
+    (mo.rmsprop, {"decay": float("nan")}, r"decay=nan is invalid"),
+    (mo.recommended, {"b1": 2.0}, r"b1=2\.0 is invalid"),
+    (mo.adamw, {"meta_learning_rate": 0.0}, r"meta_learning_rate=0\.0 is invalid"),
+  ],
+)
+def test_presets_reject_out_of_range_hyperparameters(preset, kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    preset(**kwargs)
+
+
+def test_presets_reject_non_numeric_hyperparameters():
+  with pytest.raises(TypeError, match=r"momentum='0\.9' is not a real scalar"):
+    mo.sgdm(momentum="0.9")
