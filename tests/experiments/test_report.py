@@ -190,6 +190,18 @@ def test_quality_tables(quadratic, mlp, tmp_path, capsys):
   assert not (out / "robustness.png").exists()  # no sweep here
 
 
+def test_loss_train_writes_the_training_loss_once(quadratic, mlp, tmp_path):
+  out = tmp_path / "report"
+  args = ["report", str(quadratic), str(mlp), "--output-dir", str(out), "--loss", "train"]
+  assert cli.main(args) == 0
+  md = (out / "quality.md").read_text()
+  assert md.count("## Final training loss") == 1 and "## Final loss" not in md
+  assert _table(md, "Final training loss")[2:] == [
+    "| noisy_quadratic | 0.6 ± 0.1 | **0.5 ± 0.1** | diverged | 0.3 (1/2 seeds) | — |",
+    "| mnist1d_mlp | **0.7 ± 0** | 1 ± 0 | — | — | incomplete |",
+  ]
+
+
 def test_methods_choose_and_order_the_columns(quadratic, mlp, tmp_path):
   out = tmp_path / "report"
   assert (

@@ -208,14 +208,15 @@ def markdown(data: Mapping[str, Any], by_method: bool = False) -> str:
       table(data["train_loss"], methods, by_method),
       "",
     ]
-  parts += [
-    "## Final loss",
-    "",
-    metric_line(data["loss"], by_method),
-    "",
-    table(data["loss"], methods, by_method),
-    "",
-  ]
+  if data["loss"] != data.get("train_loss"):  # Under --loss train, the same table.
+    parts += [
+      "## Final loss",
+      "",
+      metric_line(data["loss"], by_method),
+      "",
+      table(data["loss"], methods, by_method),
+      "",
+    ]
   if data["accuracy"]:
     parts += [
       "## Final accuracy",
