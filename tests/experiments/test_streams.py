@@ -17,6 +17,7 @@ from metaoptimize_optax.experiments import optimizers as optimizer_lib
 from metaoptimize_optax.experiments import results, runner
 from metaoptimize_optax.experiments import summary as summary_lib
 from metaoptimize_optax.experiments.report import command as report_command
+from metaoptimize_optax.experiments.report import streams as streams_lib
 from metaoptimize_optax.experiments.workloads import get_workload
 from metaoptimize_optax.experiments.workloads.input_permuted_mnist1d import input_permutation
 from metaoptimize_optax.experiments.workloads.mnist1d_classification import stream_batch
@@ -251,6 +252,20 @@ def test_stream_ranks_and_tunes_by_mean_online_loss(stream_dir):
   assert data["train_loss"][0]["cells"]["Slow"]["best"]  # the final training loss, beside it
   assert "## Primary metric" in text and "(#1)" in text
   assert (stream_dir.parent / "report" / "streams.png").stat().st_size > 0  # curves over the stream
+
+
+def test_streams_plot_ends_the_curve_where_a_seed_diverged(stream_dir):
+  config, _ = results.load_results(stream_dir)
+  fast = config.optimizers[0]
+  (results.run_dir(stream_dir, fast, fast.points()[0], 1) / results.METRICS_FILE).unlink()
+  results.run_dir(stream_dir, fast, fast.points()[0], 1).rmdir()
+  _write_run(stream_dir, fast, fast.points()[0], 1, [3.0, None, None])  # null: non-finite
+  _, loaded = results.load_results(stream_dir)
+  steps, loss = streams_lib.online_curve(loaded[0])
+  np.testing.assert_array_equal(steps, [10, 20, 30])
+  np.testing.assert_array_equal(loss, [2.0, np.nan, np.nan])
+  report_command.write_cross_report([stream_dir], stream_dir.parent / "report")
+  assert (stream_dir.parent / "report" / "streams.png").stat().st_size > 0
 
 
 def test_finite_workload_ranks_by_held_out_accuracy(tmp_path):

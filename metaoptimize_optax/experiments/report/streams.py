@@ -32,12 +32,17 @@ def switch_every(workload: WorkloadResults) -> int | None:
   return None
 
 
-def _online_curve(res) -> tuple[np.ndarray, np.ndarray]:
+def online_curve(res) -> tuple[np.ndarray, np.ndarray]:
+  """Steps and the online loss at each, mean over seeds.
+
+  A loss logged as null (non-finite, as a run logs before it stops as diverged)
+  makes that step's mean NaN, so the line ends where a seed diverged.
+  """
   steps = sorted({r["step"] for run in res.chosen.runs for r in run.train})
   by_step = {s: [] for s in steps}
   for run in res.chosen.runs:
     for r in run.train:
-      by_step[r["step"]].append(r["loss"])
+      by_step[r["step"]].append(np.nan if r["loss"] is None else r["loss"])
   return np.asarray(steps), np.asarray([np.mean(by_step[s]) for s in steps])
 
 
@@ -54,7 +59,7 @@ def plot_streams(workloads: Sequence[WorkloadResults], methods: Sequence[str]) -
       if res is None:
         continue
       color = summary_lib.line_color(i, len(methods))
-      ax_loss.plot(*_online_curve(res), color=color, linewidth=1.0, label=method)
+      ax_loss.plot(*online_curve(res), color=color, linewidth=1.0, label=method)
       if res.is_metaoptimize:
         for k, (block, curve) in enumerate(block_curves(res.chosen.runs).items()):
           alpha = 1.0 if k == 0 else 0.6
