@@ -17,6 +17,7 @@ from metaoptimize_optax.experiments import optimizers as optimizer_lib
 from metaoptimize_optax.experiments import results, runner
 from metaoptimize_optax.experiments import summary as summary_lib
 from metaoptimize_optax.experiments.report import command as report_command
+from metaoptimize_optax.experiments.report import loading
 from metaoptimize_optax.experiments.report import streams as streams_lib
 from metaoptimize_optax.experiments.workloads import get_workload
 from metaoptimize_optax.experiments.workloads.input_permuted_mnist1d import input_permutation
@@ -264,6 +265,8 @@ def test_streams_plot_ends_the_curve_where_a_seed_diverged(stream_dir):
   steps, loss = streams_lib.online_curve(loaded[0])
   np.testing.assert_array_equal(steps, [10, 20, 30])
   np.testing.assert_array_equal(loss, [2.0, np.nan, np.nan])
+  fig = streams_lib.plot_streams(loading.load_workloads([stream_dir]), ["Fast", "AdamW", "Slow"])
+  assert fig.axes[0].get_ylim()[1] == pytest.approx(10 * 2.0)  # median of 2.0, 1.0 and 5.0
   report_command.write_cross_report([stream_dir], stream_dir.parent / "report")
   assert (stream_dir.parent / "report" / "streams.png").stat().st_size > 0
 

@@ -5,7 +5,9 @@ One row per stream workload (``Workload.stream``): on the left the online loss
 over seeds) of the chosen methods; on the right the learned rates of the
 MetaOptimize ones, one line per block. Dotted vertical lines mark where the
 stream changes (every ``task_steps`` or ``flip_every`` steps of the workload's
-options), when that is rarer than every 100 steps.
+options), when that is rarer than every 100 steps. The loss axis ends at ten times
+the median of the methods' first logged losses, so a diverging method does not
+flatten the other curves.
 """
 
 from __future__ import annotations
@@ -54,12 +56,15 @@ def plot_streams(workloads: Sequence[WorkloadResults], methods: Sequence[str]) -
   fig, axes = plt.subplots(rows, 2, figsize=(13, 3.2 * rows), squeeze=False)
   for (ax_loss, ax_lr), workload in zip(axes, workloads, strict=False):
     every = switch_every(workload)
+    starts = []
     for i, method in enumerate(methods):
       res = workload.result(method)
       if res is None:
         continue
       color = summary_lib.line_color(i, len(methods))
-      ax_loss.plot(*online_curve(res), color=color, linewidth=1.0, label=method)
+      steps, loss = online_curve(res)
+      ax_loss.plot(steps, loss, color=color, linewidth=1.0, label=method)
+      starts += [x for x in loss[:1] if np.isfinite(x)]
       if res.is_metaoptimize:
         for k, (block, curve) in enumerate(block_curves(res.chosen.runs).items()):
           alpha = 1.0 if k == 0 else 0.6
@@ -72,6 +77,8 @@ def plot_streams(workloads: Sequence[WorkloadResults], methods: Sequence[str]) -
       ax.set_xlabel("step")
       ax.grid(alpha=0.3, which="both")
     ax_loss.set_yscale("log")
+    if starts:  # A diverging method would stretch the axis over every other curve.
+      ax_loss.set_ylim(top=10 * float(np.median(starts)))
     ax_lr.set_yscale("log")
     marked = f", a change every {every} steps (dotted)" if every else ""
     ax_loss.set_title(f"{workload.label}: online loss{marked}", fontsize=9)
