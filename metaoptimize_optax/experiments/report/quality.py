@@ -178,7 +178,8 @@ def markdown(data: Mapping[str, Any], by_method: bool = False) -> str:
     "value (the last evaluation, as in each workload's summary.md), mean ± standard "
     "deviation over seeds; **bold**: the best of the " + line + " (lowest loss, highest "
     "accuracy) among the methods that finished every seed. A tuned method shows its grid "
-    f"point with the lowest final training loss. {MISSING}: not run on that workload; "
+    "point with the lowest final training loss (on a stream, the lowest online loss). "
+    f"{MISSING}: not run on that workload; "
     "diverged / incomplete: no seed finished; (k/n seeds): only k of the n seeds finished.",
     "",
     "Results: "
@@ -189,41 +190,31 @@ def markdown(data: Mapping[str, Any], by_method: bool = False) -> str:
     + ".",
     "",
   ]
-  if data.get("primary"):
-    parts += [
-      "## Primary metric",
+
+  def section(title: str, rows: Sequence[Mapping[str, Any]], *intro: str, ranked=False):
+    return [
+      f"## {title}",
       "",
+      *intro,
+      metric_line(rows, by_method),
+      "",
+      table(rows, methods, by_method, ranked=ranked),
+      "",
+    ]
+
+  if data.get("primary"):
+    parts += section(
+      "Primary metric",
+      data["primary"],
       "Each workload's own score: the mean online loss over the whole run (each "
       "training batch's loss before the update on it) for a stream, the held-out "
       "metric for a finite workload; (#k): the rank in the workload.",
       "",
-      metric_line(data["primary"], by_method),
-      "",
-      table(data["primary"], methods, by_method, ranked=True),
-      "",
-      "## Final training loss",
-      "",
-      metric_line(data["train_loss"], by_method),
-      "",
-      table(data["train_loss"], methods, by_method),
-      "",
-    ]
+      ranked=True,
+    )
+    parts += section("Final training loss", data["train_loss"])
   if data["loss"] != data.get("train_loss"):  # Under --loss train, the same table.
-    parts += [
-      "## Final loss",
-      "",
-      metric_line(data["loss"], by_method),
-      "",
-      table(data["loss"], methods, by_method),
-      "",
-    ]
+    parts += section("Final loss", data["loss"])
   if data["accuracy"]:
-    parts += [
-      "## Final accuracy",
-      "",
-      metric_line(data["accuracy"], by_method),
-      "",
-      table(data["accuracy"], methods, by_method),
-      "",
-    ]
+    parts += section("Final accuracy", data["accuracy"])
   return "\n".join(parts)
