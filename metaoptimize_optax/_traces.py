@@ -83,13 +83,18 @@ def after(x: Any, deps: Any) -> Any:
   """``x`` (a pytree of arrays) unchanged, but computed by XLA only once ``deps`` are.
 
   The bits of each floating leaf are OR-ed with a zero made from the sign bit
-  of the sum of the first values of the leaves of ``deps`` (shifted out: always
-  exactly 0, NaN or not), which the compiler cannot prove constant (complex
-  leaves: their real and imaginary parts). A data dependency where the
+  of the least of 0 and the first values of the leaves of ``deps`` (shifted
+  out: always exactly 0, NaN or not), which the compiler cannot prove constant
+  (complex leaves: their real and imaginary parts). A data dependency where the
   program has none: XLA:CPU (no multi-output fusion, optimization barriers
   dropped) then runs the trace update after the meta-gradient has read the old
   trace, and the returned step after the traces have read the old params and
   base state, so donated buffers are updated in place instead of copied first.
+  The least is taken by a sort, which XLA computes once: a chain of scalar
+  operations (a sum of the first values, or of the meta-gradient's per-leaf
+  sums) would be copied into the fusion of every leaf of ``x``, and the compiled
+  program would grow with the square of the number of leaves (its compile time
+  too: 76 s instead of 14 s for 64 leaves learning ``b2``).
   The values also differ from ``x`` for the compiler, so no computation on them
   is shared with one on ``x`` (a shared ``bfloat16`` -> ``float32`` conversion
   would be a params-sized temporary). Integer operations need no conversion, so
@@ -100,8 +105,9 @@ def after(x: Any, deps: Any) -> Any:
     return x
   # A slice (not an index, which vmap turns into a gather) of each leaf.
   corner = lambda d: jax.lax.slice(d, (0,) * d.ndim, (1,) * d.ndim).reshape(())
-  first = sum(corner(d).astype(jnp.float32) for d in leaves)
-  bits = jax.lax.bitcast_convert_type(first, jnp.uint32)
+  corners = [corner(d).astype(jnp.float32) for d in leaves]
+  least = corner(jax.lax.sort(jnp.stack([*corners, jnp.zeros((), jnp.float32)])))
+  bits = jax.lax.bitcast_convert_type(least, jnp.uint32)
   zero = jax.lax.shift_right_logical(
     jax.lax.shift_right_logical(bits, jnp.uint32(31)), jnp.uint32(1)
   )
