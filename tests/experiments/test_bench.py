@@ -229,6 +229,7 @@ ROW_KEYS = {
   "xla_flops",
   "xla_bytes_ratio",
   "xla_flops_ratio",
+  "compile_seconds",
   "target",
   "met",
 }
@@ -243,6 +244,7 @@ def check_rows(rows, candidates, section):
     assert r["ms_per_step"] > 0 and r["ratio"] > 0
     assert r["ratio_q1"] <= r["ratio"] <= r["ratio_q3"]
     assert r["xla_bytes"] > 0 and r["xla_bytes_ratio"] > 0
+    assert r["compile_seconds"] > 0
   base = rows[0]
   assert base["ratios"] == [1.0] * len(base["ratios"]) and base["state_ratio"] == 1.0
   assert base["xla_bytes_ratio"] == 1.0
@@ -349,6 +351,7 @@ def fake_row(section, optimizer, ratio, target=None):
     "state_bytes": 2_000_000,
     "state_ratio": 1.5,
     "extra_state": "+1P +12 B",
+    "compile_seconds": 0.25,
     "target": target,
     "met": None if target is None else ratio <= target,
   }

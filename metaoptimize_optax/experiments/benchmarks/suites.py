@@ -9,6 +9,7 @@ the runner's train step is (``donate=False`` times them without donation).
 
 from __future__ import annotations
 
+import time
 import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -208,9 +209,12 @@ def xla_costs(compiled: Any) -> dict[str, float]:
 
 
 def compile_stepper(step: Callable, carry: tuple, args: tuple) -> tuple[timing.Stepper, dict]:
-  """Compiles ``step`` for ``carry`` and ``args``: the stepper and XLA's cost estimate."""
+  """Compiles ``step`` for ``carry`` and ``args``: the stepper, XLA's cost estimate and
+  the seconds the tracing, lowering and compiling took (``"compile_seconds"``)."""
+  start = time.perf_counter()
   compiled = step.lower(*carry, *args).compile()
-  return timing.Stepper(compiled, carry, args), xla_costs(compiled)
+  seconds = time.perf_counter() - start
+  return timing.Stepper(compiled, carry, args), {**xla_costs(compiled), "compile_seconds": seconds}
 
 
 def _row(
@@ -250,6 +254,7 @@ def _row(
     "xla_flops": costs["flops"],
     "xla_bytes_ratio": ratio("bytes"),
     "xla_flops_ratio": ratio("flops"),
+    "compile_seconds": costs["compile_seconds"],
     "target": candidate.target,
     "met": None if candidate.target is None else bool(t.ratio <= candidate.target),
   }

@@ -24,6 +24,7 @@ COLUMNS = (
   "state MB",
   "state x AdamW",
   "state over AdamW",
+  "compile s",
   "target",
 )
 SECTIONS = {
@@ -76,6 +77,7 @@ def cells(row: Mapping[str, Any]) -> tuple[str, ...]:
     number(row["state_bytes"] / 1e6),
     f"{row['state_ratio']:.2f}",
     row["extra_state"],
+    number(row["compile_seconds"]),
     _target(row),
   )
 
@@ -112,7 +114,8 @@ def markdown(
     "(all in one process), `IQR` its quartiles. `XLA bytes x` and `XLA flops x` are XLA's "
     "static cost estimate of the compiled step (arrays read and written after fusion; "
     "floating-point operations) over AdamW's: noise-free. `state over AdamW` is the "
-    "optimizer state's extra size in params-sized units `P` plus bytes."
+    "optimizer state's extra size in params-sized units `P` plus bytes. `compile s` is the "
+    "seconds taken to trace, lower and compile the step once (one measurement)."
   )
   return (
     "\n\n".join(
