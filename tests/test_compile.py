@@ -58,16 +58,20 @@ def instructions(tx, num_leaves, extra_args):
   return sum(" = " in line for line in compiled.as_text().splitlines())
 
 
+def growth(tx, extra_args):
+  """How much 8 more leaves add over what 4 more add: 2 for a program linear in the leaves."""
+  n4, n8, n16 = (instructions(tx, n, extra_args) for n in (4, 8, 16))
+  return (n16 - n8) / (n8 - n4), f"{n4}, {n8}, {n16} instructions for 4, 8, 16 leaves"
+
+
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 def test_compiled_update_grows_linearly_with_the_leaves(config):
   make, extra_args = CONFIGS[config]
-  n4, n8, n16 = (instructions(make(), n, extra_args) for n in (4, 8, 16))
-  # Linear: 8 more leaves add twice what 4 more add.
-  growth = (n16 - n8) / (n8 - n4)
-  assert growth < 2.2, f"{n4}, {n8}, {n16} instructions for 4, 8, 16 leaves"
+  ratio, counts = growth(make(), extra_args)
+  assert ratio < 2.2, counts  # Quadratic (the old after): 2.8-3.2.
 
 
 def test_adamw_grows_linearly_with_the_leaves():
   """The check itself: Optax's AdamW, a program of one fusion chain per leaf."""
-  n4, n8, n16 = (instructions(optax.adamw(1e-3), n, {}) for n in (4, 8, 16))
-  assert (n16 - n8) / (n8 - n4) < 2.2
+  ratio, counts = growth(optax.adamw(1e-3), {})
+  assert ratio < 2.2, counts
