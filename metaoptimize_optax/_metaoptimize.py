@@ -52,11 +52,11 @@ class MetaOptimizeState(NamedTuple):
 
 
 def _log_lr_dtype(params: optax.Params) -> Any:
-  """float32, or the params' widest float dtype when that is wider."""
+  """float32, or the params' widest real dtype (complex128's is float64) when wider."""
   dtype = jnp.dtype(jnp.float32)
   for leaf in jax.tree.leaves(params):
-    if jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
-      dtype = jnp.promote_types(dtype, jnp.result_type(leaf))
+    if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
+      dtype = jnp.promote_types(dtype, jnp.finfo(jnp.result_type(leaf)).dtype)
   return dtype
 
 
@@ -260,7 +260,9 @@ def metaoptimize(
       params (or a prefix of it), or a callable ``params -> labels``.
     hessian: ``"free"`` (the paper's trace) or ``"hvp"`` (curvature-aware; pass
       ``value_fn=`` to ``update``, a function ``params -> loss`` of the batch
-      whose gradient is ``updates``).
+      whose gradient is ``updates``). Complex weights are pairs of reals, as in
+      Optax: ``updates`` is ``conj(jax.grad(loss))`` and the meta-gradient is
+      ``sum Re(h conj(g))``.
     min_learning_rate: optional lower clamp of every learning rate.
     max_learning_rate: optional upper clamp of every learning rate.
     meta_parameters: hyperparameters learned beside the learning rate, a mapping

@@ -75,8 +75,34 @@ def _dtype(coords: Any) -> Any:
 
 
 def cast(tree: Any, dtype: Any) -> Any:
-  """``tree`` with every leaf in ``dtype``; unchanged when ``dtype`` is None."""
-  return tree if dtype is None else jax.tree.map(lambda x: x.astype(dtype), tree)
+  """``tree`` with every leaf in ``dtype``; unchanged when ``dtype`` is None.
+
+  Complex leaves take the complex dtype of ``dtype``'s width (complex64 for
+  float32 or narrower, complex128 for float64), so no imaginary part is lost.
+  """
+  if dtype is None:
+    return tree
+
+  def one(x):
+    if jnp.iscomplexobj(x):
+      return x.astype(jnp.promote_types(dtype, jnp.complex64))
+    return x.astype(dtype)
+
+  return jax.tree.map(one, tree)
+
+
+def real_product(x: jax.Array, g: jax.Array, dtype: Any) -> jax.Array:
+  """``Re(x * conj(g))`` elementwise, in the real ``dtype``: ``x * g`` for real leaves.
+
+  Complex weights are pairs of reals, as Optax's optimizers treat them (its
+  updates are ``conj(jax.grad(loss))``), so the meta-gradient's inner product
+  of a trace and a gradient is ``Re(x) Re(g) + Im(x) Im(g)``.
+  """
+  if jnp.iscomplexobj(x) or jnp.iscomplexobj(g):
+    re = lambda v: jnp.real(v).astype(dtype)
+    im = lambda v: jnp.imag(v).astype(dtype)
+    return re(x) * re(g) + im(x) * im(g)
+  return x.astype(dtype) * g.astype(dtype)
 
 
 def after(x: Any, deps: Any) -> Any:
@@ -105,7 +131,7 @@ def after(x: Any, deps: Any) -> Any:
     return x
   # A slice (not an index, which vmap turns into a gather) of each leaf.
   corner = lambda d: jax.lax.slice(d, (0,) * d.ndim, (1,) * d.ndim).reshape(())
-  corners = [corner(d).astype(jnp.float32) for d in leaves]
+  corners = [jnp.real(corner(d)).astype(jnp.float32) for d in leaves]
   least = corner(jax.lax.sort(jnp.stack([*corners, jnp.zeros((), jnp.float32)])))
   bits = jax.lax.bitcast_convert_type(least, jnp.uint32)
   zero = jax.lax.shift_right_logical(
@@ -138,7 +164,7 @@ def _free_meta_gradient(lay, trace, g, log_lr):
   dtype = _dtype(log_lr)
   h = lay.treedef.flatten_up_to(trace)
   return _blocks.reduce(
-    lay, [hi.astype(dtype) * gi.astype(dtype) for hi, gi in zip(h, g, strict=True)], dtype
+    lay, [real_product(hi, gi, dtype) for hi, gi in zip(h, g, strict=True)], dtype
   )
 
 
@@ -172,11 +198,20 @@ def _columns_meta_gradient(lay, trace, g, coords):
   dtype = _dtype(coords)
   columns = lay.treedef.flatten_up_to(trace)
   per_column = sum(
-    jnp.sum(x.astype(dtype) * gi.astype(dtype), axis=tuple(range(1, x.ndim)))
+    jnp.sum(real_product(x, gi, dtype), axis=tuple(range(1, x.ndim)))
     for x, gi in zip(columns, g, strict=True)
   )
   leaves, treedef = jax.tree.flatten(coords)
   return treedef.unflatten([per_column[j] for j in range(len(leaves))])
+
+
+def _as_gradient_tangent(t: jax.Array, g: jax.Array) -> jax.Array:
+  """The tangent of ``jax.grad(value_fn)`` as the tangent of ``g``, in ``g``'s dtype.
+
+  For complex weights the updates are ``conj(jax.grad(value_fn))`` (Optax's
+  convention), so their tangent is the conjugate.
+  """
+  return (jnp.conj(t) if jnp.iscomplexobj(t) else t).astype(jnp.result_type(g))
 
 
 def _jvp_next(step, trace, base_state_trace, gamma, *, wrt, hvp):
@@ -223,7 +258,7 @@ def _jvp_next(step, trace, base_state_trace, gamma, *, wrt, hvp):
     x_s = tuple(scale(x, x) for x in x_s)
     if hvp:
       hx = jax.jvp(jax.grad(step.value_fn), (step.params,), (x_w,))[1]
-      hx = jax.tree.map(lambda t, gi: t.astype(jnp.result_type(gi)), hx, step.grads)
+      hx = jax.tree.map(_as_gradient_tangent, hx, step.grads)
       primals, tangents = (step.grads, step.params, coords, s_values), (hx, x_w, e, x_s)
       fn = new_weights_and_state
     else:
