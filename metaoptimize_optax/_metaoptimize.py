@@ -260,9 +260,11 @@ def metaoptimize(
       params (or a prefix of it), or a callable ``params -> labels``.
     hessian: ``"free"`` (the paper's trace) or ``"hvp"`` (curvature-aware; pass
       ``value_fn=`` to ``update``, a function ``params -> loss`` of the batch
-      whose gradient is ``updates``). Complex weights are pairs of reals, as in
-      Optax: ``updates`` is ``conj(jax.grad(loss))`` and the meta-gradient is
-      ``sum Re(h conj(g))``.
+      whose gradient is ``updates``; inside ``optax.multi_transform`` or
+      ``optax.masked`` it receives the masked params, the other parts
+      ``optax.MaskedNode``, and closes over those). Complex weights are pairs
+      of reals, as in Optax: ``updates`` is ``conj(jax.grad(loss))`` and the
+      meta-gradient is ``sum Re(h conj(g))``.
     min_learning_rate: optional lower clamp of every learning rate.
     max_learning_rate: optional upper clamp of every learning rate.
     meta_parameters: hyperparameters learned beside the learning rate, a mapping
@@ -358,6 +360,7 @@ def metaoptimize(
     grads = updates
     value_fn = extra_args.get("value_fn")
     _check_update_args(hessian, decays, bool(spaces), grads, params, value_fn)
+    _check_trace(hessian, grads, state.trace)
     lay = _blocks.layout(blocks, grads)
     g = lay.treedef.flatten_up_to(grads)
     log_lr = state.log_learning_rate
@@ -460,6 +463,8 @@ def _check_update_args(
       "gradients. A base whose params are a container of its own (optax.lookahead's "
       "LookaheadParams) goes around MetaOptimize instead: optax.lookahead(mo.adamw(...), ...)."
     )
+  if params is not None:
+    _check_shapes("params", params, grads, jnp.shape)
   if params is None and (decays or learns or hessian == "hvp"):
     raise ValueError(
       "metaoptimize: update needs params (the third argument) when weight_decay "
@@ -471,6 +476,30 @@ def _check_update_args(
       "params -> loss on the current batch, e.g. "
       "tx.update(grads, state, params, value_fn=lambda p: loss(p, batch))."
     )
+
+
+def _check_trace(hessian: Hessian, grads: Any, trace: Any) -> None:
+  """The updates match the params the state was initialized with (its trace)."""
+  if jax.tree.structure(trace) != jax.tree.structure(grads):
+    raise ValueError(
+      f"metaoptimize: the updates' tree structure {jax.tree.structure(grads)} is not that "
+      f"of the params the state was initialized with, {jax.tree.structure(trace)}; call "
+      "init on params shaped like the updates."
+    )
+  # "hvp" keeps one params-shaped column per block on a leading axis.
+  shape = (lambda x: x.shape[1:]) if hessian == "hvp" else (lambda x: x.shape)
+  _check_shapes("params the state was initialized with", trace, grads, shape)
+
+
+def _check_shapes(name: str, tree: Any, grads: Any, shape: Callable[[Any], tuple]) -> None:
+  """Each leaf of ``grads`` has the shape ``shape`` gives for ``tree``'s leaf."""
+  for (path, g), x in zip(jax.tree.leaves_with_path(grads), jax.tree.leaves(tree), strict=True):
+    if jnp.shape(g) != shape(x):
+      raise ValueError(
+        f"metaoptimize: the updates' leaf {jax.tree_util.keystr(path)} has shape "
+        f"{jnp.shape(g)}, but the {name} have {shape(x)} there; the updates must be "
+        "shaped like them."
+      )
 
 
 def _clip_log_lr(log_lr: Any, min_learning_rate: Any, max_learning_rate: Any) -> Any:

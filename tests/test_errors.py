@@ -116,6 +116,31 @@ def test_weight_decay_without_params():
     tx.update(PARAMS, state)
 
 
+@pytest.mark.parametrize("hessian", ["free", "hvp"])
+@pytest.mark.parametrize(
+  "grads, params, match",
+  [
+    (
+      {"a": jnp.ones(4), "b": {"c": jnp.ones(2)}},
+      {"a": jnp.ones(4), "b": {"c": jnp.ones(2)}},
+      r"leaf \['a'\] has shape \(4,\), but the params the state was initialized with have "
+      r"\(3,\)",
+    ),
+    (
+      PARAMS,
+      {"a": jnp.ones(3), "b": {"c": jnp.ones((2, 1))}},
+      r"leaf \['b'\]\['c'\] has shape \(2,\), but the params have \(2, 1\)",
+    ),
+    ({"a": jnp.ones(3)}, {"a": jnp.ones(3)}, "not that of the params the state was initialized"),
+  ],
+)
+def test_updates_that_do_not_match_params_or_state(hessian, grads, params, match):
+  tx = mo.metaoptimize(BASE, hessian=hessian)
+  state = tx.init(PARAMS)
+  with pytest.raises(ValueError, match=match):
+    tx.update(grads, state, params, value_fn=lambda p: 0.0)
+
+
 @pytest.mark.parametrize("preset", [mo.adamw, mo.lion, mo.sgdm, mo.rmsprop, mo.sgd])
 def test_presets_reject_unknown_meta(preset):
   with pytest.raises(ValueError, match=r"meta='sgd' is not one of \('lion', 'adam'\)"):

@@ -49,6 +49,35 @@ def test_chain_with_clipping():
   assert mo.learning_rates(s).shape == ()
 
 
+@pytest.mark.parametrize("hessian", ["free", "hvp"])
+def test_multi_transform_tunes_its_part_alone(hessian):
+  """Inside ``optax.multi_transform`` MetaOptimize sees its part of the params.
+
+  The other parts are ``optax.MaskedNode``; ``value_fn`` receives that masked
+  tree too, and closes over the frozen part.
+  """
+  params, grads = params_and_grads()
+  loss = lambda p: jnp.sum(p["dense"]["kernel"] ** 2 * p["scale"][:2]) + jnp.sum(p["scale"])
+  grads = jax.grad(loss)(params)
+  kwargs = dict(blocks="per_layer", hessian=hessian, initial_learning_rate=1e-2)
+  inner = mo.metaoptimize(optax.adam(1.0), optax.adam(0.1), **kwargs)
+  tx = optax.multi_transform(
+    {"tuned": inner, "frozen": optax.set_to_zero()}, {"dense": "tuned", "scale": "frozen"}
+  )
+  masked_fn = lambda q: loss({**params, "dense": q["dense"]})
+  extra = {"value_fn": masked_fn} if hessian == "hvp" else {}
+  p1, s1 = run(tx, params, grads, **extra)
+
+  alone_fn = lambda d: loss({**params, "dense": d["dense"]})
+  extra = {"value_fn": alone_fn} if hessian == "hvp" else {}
+  sub = {"dense": params["dense"]}
+  p2, s2 = run(inner, sub, {"dense": grads["dense"]}, **extra)
+  chex.assert_trees_all_close(p1["dense"], p2["dense"], rtol=1e-6)
+  chex.assert_trees_all_equal(p1["scale"], params["scale"])
+  chex.assert_trees_all_close(mo.learning_rates(s1), mo.learning_rates(s2), rtol=1e-6)
+  assert mo.learning_rates(s1)["dense"] != pytest.approx(1e-2, rel=1e-3)
+
+
 def test_multisteps_first_update_is_zero():
   params, grads = params_and_grads()
   tx = optax.MultiSteps(mo.adamw(1e-2), every_k_schedule=3)
