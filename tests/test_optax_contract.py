@@ -352,3 +352,37 @@ def test_trace_dtype_float32_for_bfloat16_params(hessian):
 def test_trace_dtype_rejected():
   with pytest.raises(ValueError, match="trace_dtype='fast' is invalid"):
     mo.adamw(trace_dtype="fast")
+
+
+@pytest.mark.parametrize(
+  "kwargs",
+  [
+    {},
+    {"blocks": "per_layer"},
+    {"hessian": "hvp"},
+    {"meta_parameters": {"weight_decay": "log"}, "weight_decay": 0.1},
+  ],
+)
+def test_vmap_over_a_population_is_the_loop(kwargs):
+  """``jax.vmap`` of a whole training run (one per target) equals running each in turn."""
+  tx = mo.metaoptimize(optax.adam(1.0), optax.adam(0.1), initial_learning_rate=1e-2, **kwargs)
+  loss = lambda w, t: jnp.sum((w["layer"]["a"] - t) ** 2) + 0.1 * jnp.sum(w["b"] ** 4)
+
+  def train(t):
+    w = {"layer": {"a": jnp.zeros(3)}, "b": jnp.ones(2)}
+    state = tx.init(w)
+
+    def step(carry, _):
+      w, state = carry
+      u, state = tx.update(jax.grad(loss)(w, t), state, w, value_fn=lambda p: loss(p, t))
+      return (optax.apply_updates(w, u), state), None
+
+    (w, state), _ = jax.lax.scan(step, (w, state), None, length=10)
+    return w, mo.learning_rates(state)
+
+  targets = jnp.array([[1.0, 2.0, 3.0], [-1.0, 0.5, 0.0], [4.0, 4.0, -4.0]])
+  batched = jax.jit(jax.vmap(train))(targets)
+  for i, t in enumerate(targets):
+    chex.assert_trees_all_close(jax.tree.map(lambda x: x[i], batched), train(t), rtol=1e-5)
+  rates = np.stack([np.asarray(r).ravel() for r in jax.tree.leaves(batched[1])], axis=1)
+  assert len(np.unique(rates.round(6), axis=0)) == len(targets)  # Each run its own rates.
