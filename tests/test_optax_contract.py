@@ -383,6 +383,6 @@ def test_vmap_over_a_population_is_the_loop(kwargs):
   targets = jnp.array([[1.0, 2.0, 3.0], [-1.0, 0.5, 0.0], [4.0, 4.0, -4.0]])
   batched = jax.jit(jax.vmap(train))(targets)
   for i, t in enumerate(targets):
-    chex.assert_trees_all_close(jax.tree.map(lambda x: x[i], batched), train(t), rtol=1e-5)
+    chex.assert_trees_all_close(jax.tree.map(lambda x, i=i: x[i], batched), train(t), rtol=1e-5)
   rates = np.stack([np.asarray(r).ravel() for r in jax.tree.leaves(batched[1])], axis=1)
   assert len(np.unique(rates.round(6), axis=0)) == len(targets)  # Each run its own rates.
