@@ -61,11 +61,14 @@ SCRIPT = textwrap.dedent("""
   "hessian, blocks, meta_parameters",
   [
     ("free", "scalar", {}),
-    ("free", "per_layer", {}),
     ("free", "per_weight", {}),
-    ("hvp", "per_layer", {}),
-    ("free", "per_layer", {"b2": "logit", "weight_decay": "log"}),
     ("hvp", "scalar", {"b1": "logit"}),
+    # The same sharding rules again (-m slow).
+    pytest.param("free", "per_layer", {}, marks=pytest.mark.slow),
+    pytest.param("hvp", "per_layer", {}, marks=pytest.mark.slow),
+    pytest.param(
+      "free", "per_layer", {"b2": "logit", "weight_decay": "log"}, marks=pytest.mark.slow
+    ),
   ],
 )
 def test_sharded_equals_single_device(hessian, blocks, meta_parameters):
