@@ -129,10 +129,8 @@ def after(x: Any, deps: Any) -> Any:
   leaves = [d for d in jax.tree.leaves(deps) if jnp.size(d)]
   if not leaves:
     return x
-  # A slice (not an index, which vmap turns into a gather) of each leaf.
-  corner = lambda d: jax.lax.slice(d, (0,) * d.ndim, (1,) * d.ndim).reshape(())
-  corners = [jnp.real(corner(d)).astype(jnp.float32) for d in leaves]
-  least = corner(jax.lax.sort(jnp.stack([*corners, jnp.zeros((), jnp.float32)])))
+  corners = [_first_value(d) for d in leaves]
+  least = _first_value(jax.lax.sort(jnp.stack([*corners, jnp.zeros((), jnp.float32)])))
   bits = jax.lax.bitcast_convert_type(least, jnp.uint32)
   zero = jax.lax.shift_right_logical(
     jax.lax.shift_right_logical(bits, jnp.uint32(31)), jnp.uint32(1)
@@ -149,6 +147,34 @@ def after(x: Any, deps: Any) -> Any:
     )
 
   return jax.tree.map(same, x)
+
+
+def _first_value(d: jax.Array) -> jax.Array:
+  """The real part of ``d``'s first value, a 0-d float32 array.
+
+  A slice (not an index, which vmap turns into a gather). A slice of one value
+  along a dimension sharded over Explicit mesh axes (sharding in types, the
+  default of ``jax.make_mesh``) is not defined there, so it is taken with those
+  axes Auto (``jax.sharding.auto_axes``): the partitioner reads it from the
+  device that holds it, and every device gets the replicated scalar.
+  """
+  take = lambda d: jnp.real(jax.lax.slice(d, (0,) * d.ndim, (1,) * d.ndim).reshape(()))
+  axes = _explicit_axes(d)
+  if axes:
+    take = jax.sharding.auto_axes(take, axes=axes, out_sharding=jax.sharding.PartitionSpec())
+  return take(d).astype(jnp.float32)
+
+
+def _explicit_axes(d: jax.Array) -> tuple[str, ...]:
+  """The Explicit mesh axes ``d`` is sharded over in its type (none on Auto axes)."""
+  sharding = getattr(jax.typeof(d), "sharding", None) if hasattr(jax, "typeof") else None
+  spec, mesh = getattr(sharding, "spec", None), getattr(sharding, "mesh", None)
+  if not spec or mesh is None or not hasattr(jax.sharding, "AxisType"):
+    return ()
+  kinds = dict(zip(mesh.axis_names, mesh.axis_types, strict=True))
+  entries = [e if isinstance(e, tuple) else (e,) for e in spec if e is not None]
+  named = [n for entry in entries for n in entry]
+  return tuple(n for n in named if kinds.get(n) == jax.sharding.AxisType.Explicit)
 
 
 # ----------------------------------------------------------------------------
@@ -188,7 +214,8 @@ HESSIAN_FREE = TraceRule(init=_free_init, meta_gradient=_free_meta_gradient, nex
 
 def _columns_init(params, base_state, coords):
   k = len(jax.tree.leaves(coords))
-  column = lambda x: jnp.zeros((k, *jnp.shape(x)), jnp.result_type(x))
+  # Zeros like x (its sharding too, when that is in its type), k times.
+  column = lambda x: jnp.broadcast_to(jnp.zeros_like(x)[None], (k, *jnp.shape(x)))
   trace = jax.tree.map(column, params)
   return trace, tuple(column(x) for x in jax.tree.leaves(base_state) if is_inexact(x))
 

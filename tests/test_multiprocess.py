@@ -1,5 +1,6 @@
 """Over two processes (``jax.distributed`` on 127.0.0.1, gloo CPU collectives), a
-data-parallel run learns the same rates and meta-parameters as one process."""
+data-parallel run learns the same rates and meta-parameters as one process, on a
+mesh of Auto axes and on one of Explicit axes."""
 
 import json
 import os
@@ -28,31 +29,41 @@ SCRIPT = textwrap.dedent("""
     x, y = jax.random.normal(k3, (32, 8)), jax.random.normal(k4, (32, 4))
 
     def loss(p, x, y):
+      if not jax.sharding.get_abstract_mesh().empty:  # FSDP: gather the weights to use them.
+        p = jax.tree.map(lambda a: jax.sharding.reshard(a, P()), p)
       h = jnp.tanh(x @ p["l1"]["w"] + p["l1"]["b"])
       return jnp.mean((h @ p["l2"]["w"] + p["l2"]["b"] - y) ** 2)
 
     tx = mo.adamw(1e-3, meta="adam", meta_learning_rate=3e-2, blocks="per_layer",
                   meta_parameters={"b2": "logit", "weight_decay": "log"})
-    mesh = Mesh(np.array(jax.devices()), ("data",))
-    replicated = NamedSharding(mesh, P())
-    batch = NamedSharding(mesh, P("data"))
-    rows = len(x) // num_processes
-    local = slice(process_id * rows, (process_id + 1) * rows)
-    xg = jax.make_array_from_process_local_data(batch, np.asarray(x[local]), x.shape)
-    yg = jax.make_array_from_process_local_data(batch, np.asarray(y[local]), y.shape)
-    p = jax.device_put(params, replicated)
-    state = jax.jit(tx.init, out_shardings=replicated)(p)
 
-    @jax.jit
-    def step(p, s, x, y):
-      u, s = tx.update(jax.grad(loss)(p, x, y), s, p)
-      return optax.apply_updates(p, u), s
+    def train(mesh, weights):
+      replicated = NamedSharding(mesh, P())
+      batch = NamedSharding(mesh, P("data"))
+      rows = len(x) // num_processes
+      local = slice(process_id * rows, (process_id + 1) * rows)
+      xg = jax.make_array_from_process_local_data(batch, np.asarray(x[local]), x.shape)
+      yg = jax.make_array_from_process_local_data(batch, np.asarray(y[local]), y.shape)
+      p = jax.device_put(params, NamedSharding(mesh, weights))
+      state = jax.jit(tx.init)(p)
 
-    for _ in range(6):
-      p, state = step(p, state, xg, yg)
-    out = {"rates": {k: float(v) for k, v in mo.learning_rates(state).items()},
-           "meta": {k: float(v) for k, v in mo.meta_parameters(state).items()},
-           "devices": jax.device_count(), "processes": jax.process_count()}
+      @jax.jit
+      def step(p, s, x, y):
+        u, s = tx.update(jax.grad(loss)(p, x, y), s, p)
+        return optax.apply_updates(p, u), s
+
+      for _ in range(6):
+        p, state = step(p, state, xg, yg)
+      return {"rates": {k: float(v) for k, v in mo.learning_rates(state).items()},
+              "meta": {k: float(v) for k, v in mo.meta_parameters(state).items()}}
+
+    # Auto axes (jax.sharding.Mesh) and replicated weights, then Explicit axes
+    # (jax.make_mesh's default) and FSDP: each weight's rows over the devices.
+    out = {"auto": train(Mesh(np.array(jax.devices()), ("data",)), P())}
+    mesh = jax.make_mesh((jax.device_count(),), ("data",))
+    with jax.set_mesh(mesh):
+      out["explicit"] = train(mesh, P("data"))
+    out.update(devices=jax.device_count(), processes=jax.process_count())
     print("RESULT " + json.dumps(out), flush=True)
 """)
 
@@ -103,8 +114,11 @@ def test_two_processes_equal_one():
   assert [o["processes"] for o in outs] == [2, 2] and outs[0]["devices"] == 4
   assert one["processes"] == 1
   for out in outs:
-    for kind in ("rates", "meta"):
-      assert set(out[kind]) == set(one[kind])
-      for name, value in one[kind].items():
-        np.testing.assert_allclose(out[kind][name], value, rtol=1e-5, err_msg=f"{kind} {name}")
-  assert one["meta"]["b2"] != pytest.approx(0.999, abs=1e-5)  # it was learned
+    for mesh in ("auto", "explicit"):
+      for kind in ("rates", "meta"):
+        got, want = out[mesh][kind], one["auto"][kind]
+        assert set(got) == set(want)
+        for name, value in want.items():
+          np.testing.assert_allclose(got[name], value, rtol=1e-5, err_msg=f"{mesh} {kind} {name}")
+  assert one["explicit"] == one["auto"]
+  assert one["auto"]["meta"]["b2"] != pytest.approx(0.999, abs=1e-5)  # it was learned
