@@ -94,6 +94,11 @@ def layout(blocks: Any, tree: Any) -> Layout:
   else:
     labels = blocks
   leaf_labels = tuple(broadcast_prefix(labels, tree, "blocks"))
+  if not leaf_labels:
+    # No leaves, no labels: one (unused) rate, as "scalar". The state then has
+    # the same structure for any tree without leaves, as optax.tree.map_params
+    # needs (it calls init on a placeholder without leaves).
+    return Layout("scalar", (), treedef)
   for label in leaf_labels:
     if not isinstance(label, Hashable):
       raise ValueError(f"blocks: labels must be hashable, got {label!r}.")

@@ -246,8 +246,17 @@ def metaoptimize(
       the structure :func:`learning_rates` returns. ``None`` is the paper's Lion
       (learning rate 1e-3, b1 0.9, b2 0.99, no weight decay).
     initial_learning_rate: the starting learning rate of every block (paper:
-      1e-6, one to two orders below a good fixed rate).
+      1e-6, one to two orders below a good fixed rate). Init-only, as Optax's
+      init-only hyperparameters are: under ``optax.inject_hyperparams`` it is
+      injected like any number and used by ``init``, and a later change of the
+      injected value does not move the learned rate. To restart the rate on
+      purpose, set it in the state:
+      ``optax.tree.set(state, log_learning_rate=jax.tree.map(lambda b:
+      jnp.full_like(b, jnp.log(lr)), mo.find_state(state).log_learning_rate))``.
     weight_decay: decoupled weight decay ``kappa``, scaled by the learning rate.
+      Under ``optax.inject_hyperparams`` a change takes effect from the next
+      step; when it is learned (``meta_parameters``) it only sets the start,
+      like ``initial_learning_rate``.
     weight_decay_mask: a tree of booleans shaped like the params (or a prefix of
       it), or a callable ``params -> tree``, selecting the decayed weights.
     gamma: discount of future losses, in [0, 1]; 0 is hypergradient descent.
@@ -443,14 +452,10 @@ def _check_arguments(
   _validation.check_number("weight_decay", weight_decay, "a finite number >= 0", lambda x: x >= 0)
   _validation.check_gamma(gamma)
   _validation.check_learning_rate_range(initial_learning_rate, min_learning_rate, max_learning_rate)
-  _validation.check_static("initial_learning_rate", initial_learning_rate, "it only sets the start")
   _validation.check_choice("hessian", hessian, HESSIAN_KINDS)
   _check_blocks_for(hessian, blocks)
   _validation.check_float_dtype("trace_dtype", trace_dtype)
-  spaces = _meta_parameters.check_spaces(meta_parameters, weight_decay)
-  if _meta_parameters.WEIGHT_DECAY in spaces:
-    _validation.check_static("weight_decay", weight_decay, "it only sets the learned decay's start")
-  return spaces
+  return _meta_parameters.check_spaces(meta_parameters, weight_decay)
 
 
 def _check_update_args(

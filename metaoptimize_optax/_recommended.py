@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from metaoptimize_optax import _validation
 from metaoptimize_optax._meta_parameters import Space
 from metaoptimize_optax._metaoptimize import Blocks, Hessian
 from metaoptimize_optax._presets import adamw
@@ -47,7 +48,26 @@ META_RATE_RANGE = (1e-3, 3e-2)
 META_PARAMETERS_META_RATE = 1e-3
 
 
-def horizon_gamma(total_steps: int) -> optax.Schedule:
+def _check_total_steps(total_steps: Any) -> int | jax.Array | None:
+  """None, an int >= 10 (an integral float is read as one), or an array (injected)."""
+  if isinstance(total_steps, jax.Array):
+    if not jnp.issubdtype(total_steps.dtype, jnp.number) or jnp.ndim(total_steps):
+      raise TypeError(f"total_steps={total_steps!r} is not a number.")
+    if _validation.is_traced(total_steps):
+      return total_steps
+    total_steps = total_steps.item()
+  if total_steps is None:
+    return None
+  integral = isinstance(total_steps, int | float) and float(total_steps).is_integer()
+  if isinstance(total_steps, bool) or not integral or total_steps < 10:
+    raise ValueError(
+      f"total_steps={total_steps!r} is invalid; expected None or an integer >= 10 "
+      "(the number of optimizer updates)."
+    )
+  return int(total_steps)
+
+
+def horizon_gamma(total_steps: int | jax.Array) -> optax.Schedule:
   """``count -> 1 - 1 / max(total_steps - count, 2)``: discount to the end of the run."""
   return lambda count: 1.0 - 1.0 / jnp.maximum(total_steps - count, 2).astype(jnp.float32)
 
@@ -59,25 +79,19 @@ def recommended_settings(total_steps: int | None = None) -> dict[str, Any]:
   (a stream), the constant :data:`STREAM_GAMMA`, 0.995, and the meta learning
   rate of a 10,000-step run.
 
-  >>> settings = recommended_settings(3000)
+  >>> import metaoptimize_optax as mo
+  >>> settings = mo.recommended_settings(3000)
   >>> settings["meta_learning_rate"], round(float(settings["gamma"](2000)), 6)
   (0.03, 0.999)
   """
-  if isinstance(total_steps, jax.Array):
-    raise TypeError(
-      f"total_steps={total_steps!r} is an array (traced under optax.inject_hyperparams?); "
-      "it sets the discount schedule and must be a Python int: use "
-      "optax.inject_hyperparams(mo.recommended, static_args=('total_steps',))."
-    )
-  if total_steps is not None and (
-    isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 10
-  ):
-    raise ValueError(
-      f"total_steps={total_steps!r} is invalid; expected None or an integer >= 10 "
-      "(the number of training steps)."
-    )
-  steps = DEFAULT_TOTAL_STEPS if total_steps is None else total_steps
+  total_steps = _check_total_steps(total_steps)
   lo, hi = META_RATE_RANGE
+  if isinstance(total_steps, jax.Array):  # Injected: the same settings, in jnp.
+    return {
+      "gamma": horizon_gamma(total_steps),
+      "meta_learning_rate": jnp.clip(META_RATE_HORIZON / total_steps, lo, hi).astype(jnp.float32),
+    }
+  steps = DEFAULT_TOTAL_STEPS if total_steps is None else total_steps
   return {
     "gamma": STREAM_GAMMA if total_steps is None else horizon_gamma(total_steps),
     "meta_learning_rate": min(hi, max(lo, META_RATE_HORIZON / steps)),
@@ -120,9 +134,12 @@ def recommended(
 
   Args:
     initial_learning_rate: the starting rate (default 1e-4).
-    total_steps: the number of updates, if known (under ``optax.MultiSteps``,
-      the number of inner updates). A Python int: under
-      ``optax.inject_hyperparams`` name it in ``static_args``.
+    total_steps: the number of optimizer updates, if known: calls of
+      ``update``, not epochs or rollouts (PPO with 4 epochs of 4 minibatches
+      per rollout makes 16 updates a rollout; under ``optax.MultiSteps``, the
+      number of inner updates). An int, or an integral float; under
+      ``optax.inject_hyperparams`` it is injected like any number and a change
+      takes effect from the next step.
     b1: Adam's first-moment decay.
     b2: Adam's second-moment decay.
     eps: Adam's denominator offset.

@@ -11,15 +11,20 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax import core as jax_core
+
+
+def is_traced(value: Any) -> bool:
+  """Whether ``value`` is traced (under ``jit`` or ``optax.inject_hyperparams``)."""
+  return isinstance(value, jax_core.Tracer)
 
 
 def concrete(value: Any) -> float | None:
   """``float(value)``, or None when ``value`` is traced (under inject_hyperparams)."""
-  if isinstance(value, jax.core.Tracer):
+  if is_traced(value):
     return None
   return float(value)
 
@@ -110,13 +115,3 @@ def check_float_dtype(name: str, dtype: Any) -> None:
     ok = False
   if not ok:
     raise ValueError(f"{name}={dtype!r} is invalid; expected None or a float dtype (jnp.float32).")
-
-
-def check_static(name: str, value: Any, why: str) -> None:
-  """Rejects a ``jax.Array`` (traced or injected) where only a Python number can take effect."""
-  if isinstance(value, jax.Array):
-    raise TypeError(
-      f"{name}={value!r} is a jax array, but {why}, so a changed value could never take "
-      f"effect; pass a Python number (under optax.inject_hyperparams, name {name!r} in "
-      "static_args)."
-    )

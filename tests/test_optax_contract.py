@@ -24,11 +24,12 @@ def params_and_grads(dtype=jnp.float32):
   return params, grads
 
 
-def run(tx, params, grads, steps=3, **extra):
+def run(tx, params, grads, steps=3, fixed_params=False, **extra):
   state = tx.init(params)
   for _ in range(steps):
     updates, state = tx.update(grads, state, params, **extra)
-    params = optax.apply_updates(params, updates)
+    if not fixed_params:
+      params = optax.apply_updates(params, updates)
   return params, state
 
 
@@ -281,30 +282,63 @@ def test_every_factory_under_inject_hyperparams(name):
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
-def test_injected_initial_learning_rate_is_refused(name):
-  """It only sets the start: a change mid-run could not take effect, so it must be static."""
+def test_injected_initial_learning_rate_sets_the_start_only(name):
+  """Init-only, as Optax's init-only hyperparameters: used at init, a later change is not."""
   factory = FACTORIES[name]()
   kwargs = {"total_steps": 100} if name == "recommended" else {}
-  static = ("total_steps",) if name == "recommended" else ()
-  tx = optax.inject_hyperparams(factory, static_args=static)(initial_learning_rate=1e-3, **kwargs)
-  with pytest.raises(TypeError, match="initial_learning_rate=.* static_args"):
-    tx.init(params_and_grads()[0])
-
-
-def test_learned_weight_decay_start_cannot_be_injected():
-  tx = optax.inject_hyperparams(mo.adamw, static_args=("initial_learning_rate", "meta_parameters"))(
-    1e-3, weight_decay=0.1, meta_parameters={"weight_decay": "log"}
+  tx = optax.inject_hyperparams(factory)(initial_learning_rate=1e-3, **kwargs)
+  params, grads = params_and_grads()
+  state = tx.init(params)
+  assert float(mo.learning_rates(state)) == pytest.approx(1e-3, rel=1e-6)
+  changed = optax.tree.set(state, hyperparams={**state.hyperparams, "initial_learning_rate": 0.5})
+  _, s1 = tx.update(grads, state, params)
+  _, s2 = tx.update(grads, changed, params)
+  chex.assert_trees_all_equal(mo.learning_rates(s1), mo.learning_rates(s2))
+  # Restarting the rate on purpose, as the docstring says.
+  lr = mo.find_state(s2).log_learning_rate
+  s3 = optax.tree.set(
+    s2, log_learning_rate=jax.tree.map(lambda b: jnp.full_like(b, jnp.log(0.5)), lr)
   )
-  with pytest.raises(TypeError, match="weight_decay=.*learned decay's start"):
-    tx.init(params_and_grads()[0])
+  assert float(mo.learning_rates(s3)) == pytest.approx(0.5, rel=1e-6)
 
 
-def test_traced_total_steps_says_static_args():
-  tx = optax.inject_hyperparams(mo.recommended, static_args=("initial_learning_rate",))(
-    total_steps=400
+def test_injected_start_of_a_learned_weight_decay():
+  tx = optax.inject_hyperparams(mo.adamw)(
+    1e-3, weight_decay=0.05, meta_parameters={"weight_decay": "log"}
   )
-  with pytest.raises(TypeError, match=r"total_steps=.*static_args=\('total_steps',\)"):
-    tx.init(params_and_grads()[0])
+  params, grads = params_and_grads()
+  assert float(mo.meta_parameters(tx.init(params))["weight_decay"]) == pytest.approx(0.05, 1e-6)
+  _, state = run(tx, params, grads)
+  assert float(mo.meta_parameters(state)["weight_decay"]) != pytest.approx(0.05, rel=1e-6)
+
+
+def test_injected_total_steps_takes_effect():
+  """The discount schedule and meta learning rate follow an injected run length."""
+  params, grads = params_and_grads()
+  tx = optax.inject_hyperparams(mo.recommended)(1e-2, total_steps=100)
+  state = tx.init(params)
+  assert state.hyperparams["total_steps"].dtype == jnp.int32
+  shorter = optax.tree.set(state, hyperparams={**state.hyperparams, "total_steps": 20})
+  update = jax.jit(tx.update)
+  long_run, short_run = state, shorter
+  for _ in range(3):
+    _, long_run = update(grads, long_run, params)
+    _, short_run = update(grads, short_run, params)
+  _, plain = run(mo.recommended(1e-2, total_steps=20), params, grads, steps=3, fixed_params=True)
+  # float32 hyperparameters (b2, ...) vs Python floats.
+  chex.assert_trees_all_close(short_run.inner_state, plain, rtol=1e-4)
+  assert float(mo.learning_rates(long_run)) != float(mo.learning_rates(short_run))
+
+
+def test_total_steps_as_an_integral_float():
+  params, grads = params_and_grads()
+  u1, _ = run(mo.recommended(1e-2, total_steps=400), params, grads)
+  u2, _ = run(mo.recommended(1e-2, total_steps=400.0), params, grads)
+  chex.assert_trees_all_equal(u1, u2)
+  with pytest.raises(
+    ValueError, match=r"total_steps=400.5 is invalid; expected None or an integer"
+  ):
+    mo.recommended(total_steps=400.5)
 
 
 def test_lookahead_as_base_is_refused_and_around_works():
