@@ -64,7 +64,8 @@ _COMMON_ARGS = """\
 
 
 def _documented(fn: Callable) -> Callable:
-  fn.__doc__ = fn.__doc__.replace("    <common args>\n", _COMMON_ARGS)
+  if fn.__doc__:  # None under python -OO.
+    fn.__doc__ = fn.__doc__.replace("    <common args>\n", _COMMON_ARGS)
   return fn
 
 
