@@ -175,7 +175,7 @@ def summarize(
         if r.diverged is not None
       ],
       "incomplete": [r.seed for r in runs if r.status == "incomplete"],
-      "results.online_curve": mean_curve(runs, config.steps),
+      "online_curve": mean_curve(runs, config.steps),
       "meta_parameters": final_meta_parameters(runs),
     }
     if config.target_loss is not None:
@@ -304,15 +304,15 @@ def table(summary: dict[str, Any]) -> str:
 
 def curve_table(summary: dict[str, Any], metric: str = "loss") -> str:
   """The online ``metric`` of every optimizer over the run, one column per bin (Markdown)."""
-  rows = [r for r in summary["optimizers"] if r.get("results.online_curve", {}).get(metric)]
+  rows = [r for r in summary["optimizers"] if r.get("online_curve", {}).get(metric)]
   if not rows:
     return ""
-  ends = rows[0]["results.online_curve"]["step"]
+  ends = rows[0]["online_curve"]["step"]
   starts = [0, *ends[:-1]]
   header = ["Optimizer", *(f"{a}–{b}" for a, b in zip(starts, ends, strict=True))]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for row in rows:
-    cells = ["—" if v is None else f"{v:.4g}" for v in row["results.online_curve"][metric]]
+    cells = ["—" if v is None else f"{v:.4g}" for v in row["online_curve"][metric]]
     lines.append("| " + " | ".join([row["optimizer"], *cells]) + " |")
   return "\n".join(lines)
 

@@ -40,6 +40,17 @@ def test_metrics_stream(tmp_path, workload):
   assert [r["step"] for r in evals] == [15, 30, 40]
   assert {"train_loss", "train_accuracy", "test_loss", "test_accuracy"} <= set(evals[0])
   assert mo_records[-1] == {"event": "end", "status": "finished", "step": 40}
+  # The record format, pinned: a change of it is a change of the file format.
+  assert set(mo_records[0]) == {
+    "event", "optimizer", "name", "params", "grid_point", "seed", "steps", "devices",
+    "workload", "primary_metric", "stream",
+  }  # fmt: skip
+  assert set(train[0]) == {
+    "event", "step", "learning_rate", "step_time", "loss", "accuracy",
+  }  # fmt: skip
+  assert set(evals[0]) == {
+    "event", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+  }  # fmt: skip
   # The learned rate moved (meta learning rate 0.05 per step).
   assert train[-1]["learning_rate"]["l1"] != pytest.approx(1e-3, rel=0.1)
   # Every grid point ran.

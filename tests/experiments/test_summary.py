@@ -120,6 +120,20 @@ def test_table(results_dir):
   assert table in md and "Grid of AdamW" in md and "learning_rate=0.01: 0.25  ← best" in md
   data = json.loads((results_dir / "summary.json").read_text())
   assert [r["optimizer"] for r in data["optimizers"]] == ["MO", "AdamW", "Bad"]
+  # The file format, pinned: a rename of a key is a change of the format.
+  assert set(data) == SUMMARY_KEYS
+  assert set(data["optimizers"][0]) == SUMMARY_ROW_KEYS
+  assert set(data["optimizers"][1]) == SUMMARY_ROW_KEYS | {"grid"}
+  assert set(data["optimizers"][0]["online_curve"]) == {"step", "loss", "accuracy"}
+
+
+SUMMARY_KEYS = {
+  "workload", "steps", "seeds", "target_loss", "primary_metric", "selected_by", "optimizers",
+}  # fmt: skip
+SUMMARY_ROW_KEYS = {
+  "optimizer", "name", "params", "metaoptimize", "seeds", "finished", "metrics", "step_time",
+  "diverged", "incomplete", "online_curve", "meta_parameters", "steps_to_target", "rank",
+}  # fmt: skip
 
 
 def test_plots_hold_every_optimizer(results_dir):
