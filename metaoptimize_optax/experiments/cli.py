@@ -135,10 +135,11 @@ def _train(args: argparse.Namespace, *, compare: bool) -> int:
       "--resume and --overwrite exclude each other: continue the results in "
       "output_dir, or delete them and start again."
     )
-  config = load_config(args.config, args.overrides)
+  names = getattr(args, "optimizer", None)
+  # With --optimizer, only the selected optimizers are built and checked.
+  config = load_config(args.config, args.overrides, build=names or None)
   if args.output_dir:
     config = dataclasses.replace(config, output_dir=args.output_dir)
-  names = getattr(args, "optimizer", None)
   if names:
     valid = [o.display_name for o in config.optimizers]
     unknown = [n for n in names if n not in valid]
@@ -147,7 +148,7 @@ def _train(args: argparse.Namespace, *, compare: bool) -> int:
         f"--optimizer {', '.join(unknown)}: not in the config; its optimizers: {', '.join(valid)}."
       )
   workload = runner.build_workload(config.workload)
-  runner.check_optimizers(config, workload)
+  runner.check_optimizers(config, workload, names)
   runner.prepare_output_dir(config, resume=args.resume, overwrite=args.overwrite)
 
   print(headline(config, args.overrides))

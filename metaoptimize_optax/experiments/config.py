@@ -33,7 +33,7 @@ import itertools
 import math
 import pathlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -203,8 +203,15 @@ def effective_description(path: str | pathlib.Path, overrides: Sequence[str]) ->
   return f"{path} with {sets} (the file's description is left out: it describes the file's values)."
 
 
-def load_config(path: str | pathlib.Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+def load_config(
+  path: str | pathlib.Path,
+  overrides: Sequence[str] = (),
+  build: Collection[str] | None = None,
+) -> ExperimentConfig:
   """Reads and validates the YAML config at ``path``, with ``--set`` overrides.
+
+  ``build``: the display names of the optimizers to build and check (None: all;
+  see :func:`from_dict`).
 
   The config describes what runs: when an override changes anything but ``output_dir`` and
   none sets ``description``, the file's description (written for the file's values) is
@@ -236,7 +243,7 @@ def load_config(path: str | pathlib.Path, overrides: Sequence[str] = ()) -> Expe
   if any(k != "output_dir" for k in keys) and "description" not in keys:
     raw["description"] = effective_description(path, overrides)
   try:
-    return from_dict(raw, default_output_dir=str(pathlib.Path("results") / path.stem))
+    return from_dict(raw, str(pathlib.Path("results") / path.stem), build)
   except ConfigError as e:
     raise ConfigError(f"{path}: {e}") from None
 
@@ -273,7 +280,7 @@ def _seeds(value: Any) -> tuple[int, ...]:
   )
 
 
-def _optimizer(display_name: Any, raw: Any, steps: int) -> OptimizerConfig:
+def _optimizer(display_name: Any, raw: Any, steps: int, build: bool = True) -> OptimizerConfig:
   where = f"optimizers[{display_name!r}]"
   if not isinstance(display_name, str) or not display_name.strip():
     raise ConfigError(f"optimizer display names must be non-empty strings, got {display_name!r}.")
@@ -300,7 +307,7 @@ def _optimizer(display_name: Any, raw: Any, steps: int) -> OptimizerConfig:
   if overlap:
     raise ConfigError(f"{where}: {', '.join(overlap)} given both as a parameter and in grid.")
   config = OptimizerConfig(display_name, name, params, {k: tuple(v) for k, v in grid.items()})
-  for point in config.points():
+  for point in config.points() if build else ():
     try:
       optimizer_lib.build_optimizer(name, steps, point.params)
     except optimizer_lib.OptimizerError as e:
@@ -309,8 +316,15 @@ def _optimizer(display_name: Any, raw: Any, steps: int) -> OptimizerConfig:
   return config
 
 
-def from_dict(raw: Mapping[str, Any], default_output_dir: str = "results") -> ExperimentConfig:
+def from_dict(
+  raw: Mapping[str, Any],
+  default_output_dir: str = "results",
+  build: Collection[str] | None = None,
+) -> ExperimentConfig:
   """Validates plain config data (the YAML schema) into an :class:`ExperimentConfig`.
+
+  Each optimizer (every grid point) named in ``build`` (display names; None:
+  all) is built once to check its parameters; the others only by their form.
 
   The workload's name and options are checked when the workload is built
   (:func:`metaoptimize_optax.experiments.runner.build_workload`), before any run.
@@ -377,7 +391,7 @@ def from_dict(raw: Mapping[str, Any], default_output_dir: str = "results") -> Ex
       "{name: <registry name>, ...parameters}; valid registry names: "
       f"{', '.join(optimizer_lib.optimizer_names())}."
     )
-  opts = tuple(_optimizer(k, v, steps) for k, v in optimizers.items())
+  opts = tuple(_optimizer(k, v, steps, build is None or k in build) for k, v in optimizers.items())
   slugs = [o.slug for o in opts]
   clash = sorted({s for s in slugs if slugs.count(s) > 1})
   if clash:

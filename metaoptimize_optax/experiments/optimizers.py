@@ -57,6 +57,7 @@ import jax.numpy as jnp
 import optax
 
 import metaoptimize_optax as mo
+from metaoptimize_optax import _validation
 
 Params = Any
 OptState = Any
@@ -767,6 +768,54 @@ def _spec(name: str) -> OptimizerSpec:
   return REGISTRY[name]
 
 
+_POSITIVE = ("a finite number > 0", lambda x: x > 0)
+_NON_NEGATIVE = ("a finite number >= 0", lambda x: x >= 0)
+_DECAY = ("a number in [0, 1]", lambda x: 0 <= x <= 1)
+# The accepted values of every numeric parameter of the registry's optimizers (and of
+# the Optax aliases' parameters of these names), checked before anything is built.
+NUMERIC_PARAMETERS: Mapping[str, tuple[str, Callable[[float], bool]]] = types.MappingProxyType(
+  {
+    **dict.fromkeys(
+      (
+        "learning_rate",
+        "initial_learning_rate",
+        "meta_learning_rate",
+        "min_learning_rate",
+        "max_learning_rate",
+        "estim_lr0",
+        "estim_lr_coef",
+        "s_init",
+        "reps_rel",
+        "alpha",
+        "clip_norm",
+        "init_estim_sq_dist",
+      ),
+      _POSITIVE,
+    ),
+    **dict.fromkeys(
+      ("eps", "weight_decay", "end_learning_rate", "weight_lr_power", "warmup_steps"),
+      _NON_NEGATIVE,
+    ),
+    **dict.fromkeys(("b1", "b2", "beta3", "momentum", "decay"), _DECAY),
+    "num_betas": ("an integer >= 1", lambda x: x >= 1 and float(x).is_integer()),
+    "lower_bound": ("a finite number", lambda x: True),
+  }
+)
+
+
+def _check_value(name: str, key: str, value: Any) -> None:
+  """A numeric parameter's value against :data:`NUMERIC_PARAMETERS` (None: the default)."""
+  if key not in NUMERIC_PARAMETERS or value is None:
+    return
+  if key == "learning_rate" and callable(value):  # A schedule, from Python.
+    return
+  accepted, ok = NUMERIC_PARAMETERS[key]
+  try:
+    _validation.check_number(key, value, accepted, ok)
+  except (TypeError, ValueError) as e:
+    raise OptimizerError(f"optimizer {name!r}: {e}") from None
+
+
 def build_optimizer(
   name: str, steps: int, params: Mapping[str, Any] | None = None
 ) -> BuiltOptimizer:
@@ -785,6 +834,8 @@ def build_optimizer(
       f"optimizer {name!r}: unknown parameter(s) {', '.join(unknown)}; "
       f"valid parameters: {', '.join(valid)}."
     )
+  for key, value in params.items():
+    _check_value(name, key, value)
   try:
     return spec.build(steps, **params)
   except OptimizerError:

@@ -297,7 +297,8 @@ def load_results(output_dir: str | pathlib.Path) -> tuple[ExperimentConfig, list
       f"{str(out)!r} is not a results directory: it has no {CONFIG_FILE} "
       "(run `metaoptimize-optax compare CONFIG` first)."
     )
-  config = config_lib.from_dict(config_lib.parse_yaml(path.read_text()) or {})
+  # Checked by form only: an optimizer is built below only where it has runs.
+  config = config_lib.from_dict(config_lib.parse_yaml(path.read_text()) or {}, build=())
   found = []
   for opt in config.optimizers:
     points = []

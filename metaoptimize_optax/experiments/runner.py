@@ -103,8 +103,11 @@ def build_workload(config: WorkloadConfig) -> Workload:
     raise ConfigError(f"workload {config.name!r}: {e}") from None
 
 
-def check_optimizers(config: ExperimentConfig, workload: Workload) -> None:
-  """Initializes every optimizer of ``config`` on the workload's params, abstractly.
+def check_optimizers(
+  config: ExperimentConfig, workload: Workload, names: Sequence[str] | None = None
+) -> None:
+  """Initializes every optimizer of ``config`` (or those ``names``) on the workload's params,
+  abstractly.
 
   Catches what only the params can tell (block prefixes that match no
   parameter, say) before any run starts.
@@ -114,6 +117,8 @@ def check_optimizers(config: ExperimentConfig, workload: Workload) -> None:
   """
   params, _ = jax.eval_shape(workload.init, jax.random.PRNGKey(0))
   for opt in config.optimizers:
+    if names and opt.display_name not in names:
+      continue
     for point in opt.points():
       tx = optimizer_lib.build_optimizer(opt.name, config.steps, point.params).tx
       try:

@@ -234,3 +234,41 @@ def test_steps_default_to_the_workload_run_length():
   assert config.steps == get_workload("noisy_quadratic").default_steps
   assert config.log_every == max(1, config.steps // 100)
   assert config_lib.from_dict({**raw, "steps": 7}).steps == 7
+
+
+@pytest.mark.parametrize(
+  "optimizer, message",
+  [
+    ("{name: adamw, learning_rate: -1.0e-3}", "learning_rate=-0.001 is invalid"),
+    ("{name: adamw_cosine, learning_rate: 0.0}", "learning_rate=0.0 is invalid"),
+    ("{name: sgdm, learning_rate: -0.1}", "learning_rate=-0.1 is invalid"),
+    ("{name: prodigy, learning_rate: -1.0}", "learning_rate=-1.0 is invalid"),
+    ("{name: schedule_free_adamw, learning_rate: 0}", "learning_rate=0 is invalid"),
+    ("{name: adamw, grid: {learning_rate: [1.0e-3, -1.0e-2]}}", "learning_rate=-0.01 is invalid"),
+    ("{name: optax.adafactor, learning_rate: -1.0}", "learning_rate=-1.0 is invalid"),
+    ("{name: cocob, alpha: 0}", "alpha=0 is invalid; expected a finite number > 0"),
+    ("{name: adamw, b2: 1.5}", "b2=1.5 is invalid; expected a number in [0, 1]"),
+    ("{name: mechanic, num_betas: 2.5}", "num_betas=2.5 is invalid; expected an integer >= 1"),
+    ("{name: dog, weight_decay: -0.1}", "weight_decay=-0.1 is invalid"),
+    ("{name: adamw, learning_rate: '1e-3'}", "learning_rate='1e-3' is not a real scalar"),
+  ],
+)
+def test_bad_peer_settings_are_refused_before_anything_is_written(
+  tmp_path, capsys, optimizer, message
+):
+  text = GOOD.replace("{name: adamw, learning_rate: 1e-2}", optimizer)
+  assert message in _fails(tmp_path, capsys, text)
+
+
+def test_run_of_one_optimizer_builds_only_that_one(tmp_path, capsys):
+  """Another optimizer of the config that cannot be built (recommended needs >= 10 steps)
+  does not stop a run of the selected one, nor the summary of its results."""
+  text = GOOD.replace("steps: 10", "steps: 6").replace(
+    "  AdamW:", "  MetaOptimize: {name: recommended}\n  AdamW:"
+  )
+  path = _write(tmp_path, text)
+  assert cli.main(["run", str(path), "--optimizer", "AdamW", "--no-progress"]) == 0
+  assert cli.main(["summarize", str(tmp_path / "out")]) == 0
+  assert "| AdamW |" in capsys.readouterr().out
+  assert cli.main(["compare", str(path), "--no-progress", "--overwrite"]) == 2
+  assert "total_steps=6 is invalid" in capsys.readouterr().err
