@@ -4,7 +4,14 @@ XLA's memory analysis of a jitted, donated step is exact and free of timing
 noise: MetaOptimize's Hessian-free update must add no params-sized temporary to
 those of its base (a temporary costs a fresh buffer, mapped and zeroed, each
 step), whatever the params' dtype, the trace's dtype or the blocks.
+
+What XLA:CPU does with the ordering of ``_traces.after`` is a property of the
+compiler: it is measured on the XLA of jaxlib 0.10.2 and later. Older ones (the
+declared floor, 0.8.0, up to 0.10.0) copy a donated buffer first (1.0x params
+of temporaries); the values are the same there (.ci/floors runs the other tests).
 """
+
+from importlib.metadata import version
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +21,11 @@ import pytest
 
 import metaoptimize_optax as mo
 from metaoptimize_optax import _traces
+
+pytestmark = pytest.mark.skipif(
+  tuple(int(x) for x in version("jaxlib").split(".")[:3]) < (0, 10, 2),
+  reason="the in-place ordering is measured on the XLA of jaxlib >= 0.10.2",
+)
 
 BASES = {
   "sgd_momentum": lambda: optax.sgd(1.0, momentum=0.9),

@@ -402,6 +402,7 @@ def test_jit_with_donation(hessian):
   chex.assert_trees_all_close(mo.meta_parameters(state), mo.meta_parameters(ref_s), rtol=1e-5)
 
 
+@pytest.mark.slow  # 20 s, most of it orbax's own start.
 def test_orbax_round_trip(tmp_path):
   ocp = pytest.importorskip("orbax.checkpoint")
   params, grads = params_and_grads()

@@ -109,7 +109,16 @@ def kernel_spec_manager(tmp_path_factory):
   return jupyter_client.KernelSpecManager(kernel_dirs=[str(kernels)])
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+# Executed in the default suite: the quickstart and the stream notebook; the others
+# (20-35 s each) under -m slow.
+FAST_NOTEBOOKS = ("01_quickstart.ipynb", "04_continual_learning.ipynb")
+
+
+@pytest.mark.parametrize(
+  "path",
+  [p if p.name in FAST_NOTEBOOKS else pytest.param(p, marks=pytest.mark.slow) for p in NOTEBOOKS],
+  ids=_ids(NOTEBOOKS),
+)
 def test_notebook_runs(path, kernel_spec_manager, capsys):
   nbclient = pytest.importorskip("nbclient")
   from jupyter_client.manager import KernelManager

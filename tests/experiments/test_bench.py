@@ -419,6 +419,7 @@ def small_default_suite(monkeypatch):
   return update
 
 
+@pytest.mark.slow  # 20-60 s; the update and step suites run by default.
 def test_main_bench_prints_and_writes(tmp_path, capsys, monkeypatch):
   update = small_default_suite(monkeypatch)
   status = command.main_bench(
@@ -523,6 +524,7 @@ def check_device_output(tmp_path, update, step, dtypes):
   assert table.markdown_table(rows) in md and "### Whole train step" in md
 
 
+@pytest.mark.slow  # 20-60 s; the update and step suites run by default.
 def test_device_suite_at_tiny_sizes(tmp_path, capsys, monkeypatch):
   from metaoptimize_optax.experiments.benchmarks import device
 
