@@ -1,10 +1,12 @@
 """The experiment side of metaoptimize-optax: workloads, peers, runner, results, reports, bench.
 
-Data flows one way::
+Data flows one way (no module imports one that comes after it)::
 
-  config.py (YAML) -> runner.py -> workload (data, model, loss) x optimizer (optimizers.py)
-    -> one jitted train step -> records -> results.py (the results directory)
-    -> summary.py (one directory) / report/ (several) -> tables and plots
+  config.py (YAML -> the spec.py types, checked by form) -> plan.py (the workload and
+    each optimizer of optimizers.py, built once) -> runner.py (one jitted train step)
+    -> records (their fields named in spec.py) -> results.py (the results directory,
+    read with spec.py alone) -> summary.py (one directory) / report/ (several)
+    -> tables and plots
 
 Where to add what:
 
@@ -26,11 +28,12 @@ Where to add what:
   results directory, or a module of :mod:`.report` for several, called by
   :func:`.summary.write_summary` or :func:`.report.command.write_cross_report`.
 
-Modules: :mod:`.config` (the YAML schema), :mod:`.optimizers` (registry names to
-Optax transformations), :mod:`.workloads` and :mod:`.models` (the tasks and their
-Flax NNX models), :mod:`.runner` (training, evaluation, checkpoints with
-:mod:`.checkpoints`), :mod:`.results` (the results directory: written and read
-there), :mod:`.summary` (one directory: ``summary.md``, plots; CLI verb
-``summarize``), :mod:`.report` (several directories; CLI verb ``report``),
-:mod:`.benchmarks` (speed and memory; CLI verb ``bench``), :mod:`.cli`.
+Modules: :mod:`.spec` (the data types and the names of the file fields, a leaf),
+:mod:`.config` (the YAML schema), :mod:`.plan` (the config resolved: everything built
+once), :mod:`.optimizers` (registry names to Optax transformations), :mod:`.workloads`
+and :mod:`.models` (the tasks and their Flax NNX models), :mod:`.runner` (training,
+evaluation, checkpoints with :mod:`.checkpoints`), :mod:`.results` (the results
+directory: written and read there), :mod:`.summary` (one directory: ``summary.md``,
+plots; CLI verb ``summarize``), :mod:`.report` (several directories; CLI verb
+``report``), :mod:`.benchmarks` (speed and memory; CLI verb ``bench``), :mod:`.cli`.
 """

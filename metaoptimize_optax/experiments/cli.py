@@ -127,7 +127,7 @@ def headline(config: ExperimentConfig, overrides: Sequence[str] = ()) -> str:
 
 
 def _train(args: argparse.Namespace, *, compare: bool) -> int:
-  from metaoptimize_optax.experiments import runner
+  from metaoptimize_optax.experiments import plan, runner
   from metaoptimize_optax.experiments import summary as summary_lib
 
   if args.resume and args.overwrite:
@@ -136,8 +136,7 @@ def _train(args: argparse.Namespace, *, compare: bool) -> int:
       "output_dir, or delete them and start again."
     )
   names = getattr(args, "optimizer", None)
-  # With --optimizer, only the selected optimizers are built and checked.
-  config = load_config(args.config, args.overrides, build=names or None)
+  config = load_config(args.config, args.overrides)
   if args.output_dir:
     config = dataclasses.replace(config, output_dir=args.output_dir)
   if names:
@@ -147,16 +146,15 @@ def _train(args: argparse.Namespace, *, compare: bool) -> int:
       raise ConfigError(
         f"--optimizer {', '.join(unknown)}: not in the config; its optimizers: {', '.join(valid)}."
       )
-  workload = runner.build_workload(config.workload)
-  runner.check_optimizers(config, workload, names)
+  # The workload and each selected optimizer, built once (with --optimizer, only those).
+  resolved = plan.resolve(config, names=names)
   runner.prepare_output_dir(config, resume=args.resume, overwrite=args.overwrite)
 
   print(headline(config, args.overrides))
   start = time.perf_counter()
   outcomes = runner.run_experiment(
     config,
-    workload,
-    optimizers=names,
+    resolved,
     resume=args.resume,
     overwrite=args.overwrite,
     progress=not args.no_progress,

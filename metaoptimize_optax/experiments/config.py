@@ -28,129 +28,40 @@ are read as floats (plain YAML 1.1 would read them as strings).
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import math
 import pathlib
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
 
 from metaoptimize_optax.experiments import optimizers as optimizer_lib
-
-
-class ConfigError(ValueError):
-  """A config that cannot be run, with a message saying why and what is valid."""
-
-
-@dataclasses.dataclass(frozen=True)
-class WorkloadConfig:
-  """The workload: a name for ``get_workload`` and its keyword options."""
-
-  name: str
-  options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass(frozen=True)
-class GridPoint:
-  """One setting of an optimizer: its registry parameters and a short label."""
-
-  label: str  # "" without a grid, else e.g. "learning_rate=0.003".
-  params: Mapping[str, Any]
-
-
-@dataclasses.dataclass(frozen=True)
-class OptimizerConfig:
-  """One optimizer to compare, as the config names it."""
-
-  display_name: str  # The name in tables and plots (the config's key).
-  name: str  # The registry name.
-  params: Mapping[str, Any]  # Registry parameters, outside the grid.
-  grid: Mapping[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict)
-
-  @property
-  def slug(self) -> str:
-    """The display name as a directory name."""
-    return slugify(self.display_name)
-
-  def points(self) -> tuple[GridPoint, ...]:
-    """Every grid point (one point, labelled "", without a grid)."""
-    if not self.grid:
-      return (GridPoint("", dict(self.params)),)
-    keys = list(self.grid)
-    out = []
-    for values in itertools.product(*(self.grid[k] for k in keys)):
-      label = ",".join(f"{k}={format_value(v)}" for k, v in zip(keys, values, strict=True))
-      out.append(GridPoint(label, {**self.params, **dict(zip(keys, values, strict=True))}))
-    return tuple(out)
-
-
-@dataclasses.dataclass(frozen=True)
-class ExperimentConfig:
-  """A validated experiment: one workload, a budget and the optimizers to compare."""
-
-  workload: WorkloadConfig
-  optimizers: tuple[OptimizerConfig, ...]
-  steps: int
-  seeds: tuple[int, ...] = (0,)
-  log_every: int = 10
-  eval_every: int = 0  # 0: evaluate at the end only.
-  checkpoint_every: int = 0  # 0: no checkpoints.
-  output_dir: str = "results"
-  target_loss: float | None = None
-  data_parallel: bool = True
-  description: str = ""
-
-  def to_dict(self) -> dict[str, Any]:
-    """The config as plain data (the YAML schema, defaults filled in)."""
-    return {
-      "description": self.description,
-      "workload": {"name": self.workload.name, "options": dict(self.workload.options)},
-      "steps": self.steps,
-      "seeds": list(self.seeds),
-      "log_every": self.log_every,
-      "eval_every": self.eval_every,
-      "checkpoint_every": self.checkpoint_every,
-      "output_dir": self.output_dir,
-      "target_loss": self.target_loss,
-      "data_parallel": self.data_parallel,
-      "optimizers": {
-        o.display_name: {
-          "name": o.name,
-          **o.params,
-          **({"grid": {k: list(v) for k, v in o.grid.items()}} if o.grid else {}),
-        }
-        for o in self.optimizers
-      },
-    }
-
-
-TOP_LEVEL_KEYS = (
-  "description",
-  "workload",
-  "steps",
-  "seeds",
-  "log_every",
-  "eval_every",
-  "checkpoint_every",
-  "output_dir",
-  "target_loss",
-  "data_parallel",
-  "optimizers",
+from metaoptimize_optax.experiments import plan
+from metaoptimize_optax.experiments.spec import (
+  TOP_LEVEL_KEYS,
+  WORKLOAD_KEYS,
+  ConfigError,
+  ExperimentConfig,
+  GridPoint,
+  OptimizerConfig,
+  WorkloadConfig,
+  format_value,
+  slugify,
 )
-WORKLOAD_KEYS = ("name", "options")
 
-
-def slugify(name: str) -> str:
-  """``name`` with every run of characters other than ``[A-Za-z0-9._-]`` as one '_'."""
-  return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "_"
-
-
-def format_value(v: Any) -> str:
-  """A parameter value as grid labels and reports show it (floats in ``%g``)."""
-  return f"{v:g}" if isinstance(v, float) else str(v)
+__all__ = [
+  "ConfigError",
+  "ExperimentConfig",
+  "GridPoint",
+  "OptimizerConfig",
+  "WorkloadConfig",
+  "format_value",
+  "from_dict",
+  "load_config",
+  "parse_yaml",
+  "slugify",
+]
 
 
 class _Loader(yaml.SafeLoader):
@@ -203,15 +114,8 @@ def effective_description(path: str | pathlib.Path, overrides: Sequence[str]) ->
   return f"{path} with {sets} (the file's description is left out: it describes the file's values)."
 
 
-def load_config(
-  path: str | pathlib.Path,
-  overrides: Sequence[str] = (),
-  build: Collection[str] | None = None,
-) -> ExperimentConfig:
+def load_config(path: str | pathlib.Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
   """Reads and validates the YAML config at ``path``, with ``--set`` overrides.
-
-  ``build``: the display names of the optimizers to build and check (None: all;
-  see :func:`from_dict`).
 
   The config describes what runs: when an override changes anything but ``output_dir`` and
   none sets ``description``, the file's description (written for the file's values) is
@@ -243,7 +147,7 @@ def load_config(
   if any(k != "output_dir" for k in keys) and "description" not in keys:
     raw["description"] = effective_description(path, overrides)
   try:
-    return from_dict(raw, str(pathlib.Path("results") / path.stem), build)
+    return from_dict(raw, str(pathlib.Path("results") / path.stem))
   except ConfigError as e:
     raise ConfigError(f"{path}: {e}") from None
 
@@ -280,7 +184,7 @@ def _seeds(value: Any) -> tuple[int, ...]:
   )
 
 
-def _optimizer(display_name: Any, raw: Any, steps: int, build: bool = True) -> OptimizerConfig:
+def _optimizer(display_name: Any, raw: Any) -> OptimizerConfig:
   where = f"optimizers[{display_name!r}]"
   if not isinstance(display_name, str) or not display_name.strip():
     raise ConfigError(f"optimizer display names must be non-empty strings, got {display_name!r}.")
@@ -307,27 +211,23 @@ def _optimizer(display_name: Any, raw: Any, steps: int, build: bool = True) -> O
   if overlap:
     raise ConfigError(f"{where}: {', '.join(overlap)} given both as a parameter and in grid.")
   config = OptimizerConfig(display_name, name, params, {k: tuple(v) for k, v in grid.items()})
-  for point in config.points() if build else ():
+  for point in config.points():  # Checked by name and value; built once, by the plan.
     try:
-      optimizer_lib.build_optimizer(name, steps, point.params)
+      optimizer_lib.check_parameters(name, point.params)
     except optimizer_lib.OptimizerError as e:
       at = f" (grid point {point.label})" if point.label else ""
       raise ConfigError(f"{where}{at}: {e}") from None
   return config
 
 
-def from_dict(
-  raw: Mapping[str, Any],
-  default_output_dir: str = "results",
-  build: Collection[str] | None = None,
-) -> ExperimentConfig:
+def from_dict(raw: Mapping[str, Any], default_output_dir: str = "results") -> ExperimentConfig:
   """Validates plain config data (the YAML schema) into an :class:`ExperimentConfig`.
 
-  Each optimizer (every grid point) named in ``build`` (display names; None:
-  all) is built once to check its parameters; the others only by their form.
+  Each optimizer is checked by its name, its parameters' names and their
+  numeric values; it is built once, by :func:`.plan.resolve`.
 
   The workload's name and options are checked when the workload is built
-  (:func:`metaoptimize_optax.experiments.runner.build_workload`), before any run.
+  (:func:`metaoptimize_optax.experiments.plan.build_workload`), before any run.
 
   Raises:
     ConfigError: for any invalid key or value.
@@ -355,9 +255,7 @@ def from_dict(
   if "steps" in raw:
     steps = _int("steps", raw["steps"], 1)
   else:  # The workload's suggested run length (a stream: its tasks times their length).
-    from metaoptimize_optax.experiments import runner  # Lazy: the runner imports this module.
-
-    steps = runner.build_workload(workload_config).default_steps
+    steps = plan.build_workload(workload_config).default_steps
   log_every = _int("log_every", raw.get("log_every", max(1, steps // 100)), 1)
   eval_every = _int("eval_every", raw.get("eval_every", max(1, steps // 10)) or 0, 0)
   checkpoint_every = _int("checkpoint_every", raw.get("checkpoint_every") or 0, 0)
@@ -391,7 +289,7 @@ def from_dict(
       "{name: <registry name>, ...parameters}; valid registry names: "
       f"{', '.join(optimizer_lib.optimizer_names())}."
     )
-  opts = tuple(_optimizer(k, v, steps, build is None or k in build) for k, v in optimizers.items())
+  opts = tuple(_optimizer(k, v) for k, v in optimizers.items())
   slugs = [o.slug for o in opts]
   clash = sorted({s for s in slugs if slugs.count(s) > 1})
   if clash:

@@ -816,6 +816,24 @@ def _check_value(name: str, key: str, value: Any) -> None:
     raise OptimizerError(f"optimizer {name!r}: {e}") from None
 
 
+def check_parameters(name: str, params: Mapping[str, Any]) -> None:
+  """The name, the parameters' names and their numeric values, without building anything.
+
+  Raises:
+    OptimizerError: for an unknown name or parameter (the message lists the valid
+      ones) or a numeric value out of range (:data:`NUMERIC_PARAMETERS`).
+  """
+  valid = parameters(name, params)
+  unknown = sorted(set(params) - set(valid))
+  if unknown:
+    raise OptimizerError(
+      f"optimizer {name!r}: unknown parameter(s) {', '.join(unknown)}; "
+      f"valid parameters: {', '.join(valid)}."
+    )
+  for key, value in params.items():
+    _check_value(name, key, value)
+
+
 def build_optimizer(
   name: str, steps: int, params: Mapping[str, Any] | None = None
 ) -> BuiltOptimizer:
@@ -826,18 +844,9 @@ def build_optimizer(
       ones) or a value the optimizer rejects.
   """
   params = dict(params or {})
-  spec = _spec(name)
-  valid = parameters(name, params)
-  unknown = sorted(set(params) - set(valid))
-  if unknown:
-    raise OptimizerError(
-      f"optimizer {name!r}: unknown parameter(s) {', '.join(unknown)}; "
-      f"valid parameters: {', '.join(valid)}."
-    )
-  for key, value in params.items():
-    _check_value(name, key, value)
+  check_parameters(name, params)
   try:
-    return spec.build(steps, **params)
+    return _spec(name).build(steps, **params)
   except OptimizerError:
     raise
   except (TypeError, ValueError) as e:

@@ -39,10 +39,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
 import numpy as np
+import yaml
 
-from metaoptimize_optax.experiments import config as config_lib
-from metaoptimize_optax.experiments import optimizers as optimizer_lib
-from metaoptimize_optax.experiments.config import (
+from metaoptimize_optax.experiments import spec
+from metaoptimize_optax.experiments.spec import (
   ConfigError,
   ExperimentConfig,
   GridPoint,
@@ -183,7 +183,7 @@ class RunRecords:
     return math.inf if self.diverged is not None or value is None else value
 
 
-TRAIN_RECORD_KEYS = ("event", "step", "learning_rate", "meta_parameters", "step_time")
+TRAIN_RECORD_KEYS = spec.TRAIN_FIELDS
 
 
 def _interval_steps(train: Records) -> list[int]:
@@ -297,8 +297,8 @@ def load_results(output_dir: str | pathlib.Path) -> tuple[ExperimentConfig, list
       f"{str(out)!r} is not a results directory: it has no {CONFIG_FILE} "
       "(run `metaoptimize-optax compare CONFIG` first)."
     )
-  # Checked by form only: an optimizer is built below only where it has runs.
-  config = config_lib.from_dict(config_lib.parse_yaml(path.read_text()) or {}, build=())
+  # Read by form: the config was validated when the runs were made.
+  config = spec.from_plain(yaml.safe_load(path.read_text()) or {})
   found = []
   for opt in config.optimizers:
     points = []
@@ -320,8 +320,15 @@ def load_results(output_dir: str | pathlib.Path) -> tuple[ExperimentConfig, list
   loaded = []
   for opt, points in found:
     chosen = min(points, key=lambda p: (p.score(select), not p.runs))
-    is_mo = optimizer_lib.build_optimizer(
-      opt.name, config.steps, chosen.point.params
-    ).is_metaoptimize
+    is_mo = _is_metaoptimize(opt, [run for p in points for run in p.runs])
     loaded.append(OptimizerResults(opt, tuple(points), chosen, is_mo, primary))
   return config, loaded
+
+
+def _is_metaoptimize(optimizer: OptimizerConfig, runs: Sequence[RunRecords]) -> bool:
+  """What the runs' start records say (by registry name for runs from before they did)."""
+  for run in runs:
+    start = next((r for r in run.records if r.get("event") == spec.START), None)
+    if start is not None and "metaoptimize" in start:
+      return bool(start["metaoptimize"])
+  return optimizer.name in spec.METAOPTIMIZE_NAMES_BEFORE_THE_FLAG

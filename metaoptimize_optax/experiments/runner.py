@@ -50,14 +50,14 @@ from jax.sharding import PartitionSpec as P
 
 from metaoptimize_optax.experiments import config as config_lib
 from metaoptimize_optax.experiments import optimizers as optimizer_lib
-from metaoptimize_optax.experiments import results, workloads
+from metaoptimize_optax.experiments import plan as plan_lib
+from metaoptimize_optax.experiments import results
 from metaoptimize_optax.experiments.checkpoints import RunCheckpointer
 from metaoptimize_optax.experiments.config import (
   ConfigError,
   ExperimentConfig,
   GridPoint,
   OptimizerConfig,
-  WorkloadConfig,
 )
 from metaoptimize_optax.experiments.workloads.base import Workload
 
@@ -84,48 +84,6 @@ class RunResult:
 
 # ----------------------------------------------------------------------------
 # Workload and devices.
-
-
-def build_workload(config: WorkloadConfig) -> Workload:
-  """The workload a config names, or a :class:`ConfigError` saying what is wrong.
-
-  An unknown name or option lists the valid ones; a missing data path names the
-  expected format (the workload's own message).
-  """
-  if config.name not in workloads.WORKLOADS and ":" not in config.name:
-    raise ConfigError(
-      f"unknown workload {config.name!r}; valid workloads: "
-      f"{', '.join(sorted(workloads.WORKLOADS))}; or 'package.module:factory' for your own."
-    )
-  try:
-    return workloads.get_workload(config.name, **config.options)
-  except (TypeError, ValueError, OSError) as e:
-    raise ConfigError(f"workload {config.name!r}: {e}") from None
-
-
-def check_optimizers(
-  config: ExperimentConfig, workload: Workload, names: Sequence[str] | None = None
-) -> None:
-  """Initializes every optimizer of ``config`` (or those ``names``) on the workload's params,
-  abstractly.
-
-  Catches what only the params can tell (block prefixes that match no
-  parameter, say) before any run starts.
-
-  Raises:
-    ConfigError: naming the optimizer and grid point that fail.
-  """
-  params, _ = jax.eval_shape(workload.init, jax.random.PRNGKey(0))
-  for opt in config.optimizers:
-    if names and opt.display_name not in names:
-      continue
-    for point in opt.points():
-      tx = optimizer_lib.build_optimizer(opt.name, config.steps, point.params).tx
-      try:
-        jax.eval_shape(tx.init, params)
-      except (TypeError, ValueError) as e:
-        at = f" (grid point {point.label})" if point.label else ""
-        raise ConfigError(f"optimizers[{opt.display_name!r}]{at}: {e}") from None
 
 
 def data_mesh(batch_size: int, data_parallel: bool = True) -> Mesh:
@@ -336,6 +294,7 @@ def _start_record(trainer: Trainer, spec: RunSpec, config: ExperimentConfig) -> 
     "event": "start",
     "optimizer": spec.optimizer.display_name,
     "name": spec.optimizer.name,
+    "metaoptimize": trainer.optimizer.is_metaoptimize,
     "params": dict(spec.point.params),
     "grid_point": spec.point.label,
     "seed": spec.seed,
@@ -570,7 +529,7 @@ def write_config(config: ExperimentConfig, out: pathlib.Path, overwrite: bool = 
 
 def run_experiment(
   config: ExperimentConfig,
-  workload: Workload,
+  workload: Workload | plan_lib.Plan,
   *,
   optimizers: Sequence[str] | None = None,
   resume: bool = False,
@@ -580,23 +539,26 @@ def run_experiment(
 ) -> list[RunResult]:
   """Trains every optimizer (or those named), grid point and seed of ``config``.
 
-  Every run sees the same data and initial weights for a given seed. The
-  config and output directory must have been validated (see the CLI); this
-  writes ``config.yaml`` and each run's files.
+  ``workload`` is the plan (:func:`.plan.resolve`), or the workload to resolve
+  one for. Every run sees the same data and initial weights for a given seed.
+  The output directory must have been checked (see the CLI); this writes
+  ``config.yaml`` and each run's files.
   """
+  plan = (
+    workload
+    if isinstance(workload, plan_lib.Plan)
+    else plan_lib.resolve(config, workload, optimizers)
+  )
   out = prepare_output_dir(config, resume=resume, overwrite=overwrite)
-  selected = [o for o in config.optimizers if optimizers is None or o.display_name in optimizers]
-  mesh = data_mesh(_batch_size(workload.train_batch(config.seeds[0], 0)), config.data_parallel)
+  mesh = data_mesh(_batch_size(plan.workload.train_batch(config.seeds[0], 0)), config.data_parallel)
   if mesh.devices.size > 1:
     logger.info("data parallel over %d devices", mesh.devices.size)
   write_config(config, out, overwrite=overwrite)
-  fns = compile_workload(workload, mesh)
+  fns = compile_workload(plan.workload, mesh)
   outcomes = []
-  for opt in selected:
+  for opt in plan.selected:
     for point in opt.points():
-      trainer = make_trainer(
-        fns, optimizer_lib.build_optimizer(opt.name, config.steps, point.params)
-      )
+      trainer = make_trainer(fns, plan.optimizers[opt.display_name, point.label])
       for seed in config.seeds:
         spec = RunSpec(opt, point, seed, results.run_dir(out, opt, point, seed))
         outcomes.append(

@@ -44,11 +44,8 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from metaoptimize_optax.experiments import config as config_lib
 from metaoptimize_optax.experiments import results
-from metaoptimize_optax.experiments.config import (
-  ExperimentConfig,
-)
+from metaoptimize_optax.experiments.spec import ExperimentConfig, format_value
 from metaoptimize_optax.experiments.workloads import base
 from metaoptimize_optax.experiments.workloads.base import ONLINE_PREFIX
 
@@ -253,8 +250,7 @@ def _notes(row: dict[str, Any]) -> str:
   if "grid" in row:
     grid = row["grid"]
     tried = "; ".join(
-      f"{k} ∈ {{{', '.join(map(config_lib.format_value, v))}}}"
-      for k, v in grid["parameters"].items()
+      f"{k} ∈ {{{', '.join(map(format_value, v))}}}" for k, v in grid["parameters"].items()
     )
     by = grid["selected_by"].split(",")[0].removeprefix("lowest ")
     notes.append(f"tuned: {tried}; best {grid['best']} by {by}")

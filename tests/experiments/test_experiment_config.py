@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 import metaoptimize_optax as mo
-from metaoptimize_optax.experiments import cli, runner
+from metaoptimize_optax.experiments import cli, plan
 from metaoptimize_optax.experiments import config as config_lib
 from metaoptimize_optax.experiments import optimizers as optimizer_lib
 from metaoptimize_optax.experiments.models.pure import PureModel
@@ -224,7 +224,8 @@ def test_paper_resnet_blocks_match_the_model():
 def test_shipped_configs_initialize(name):
   """Every optimizer of the CPU configs initializes on its workload's params."""
   config = config_lib.load_config(pathlib.Path(__file__).parents[2] / "configs" / f"{name}.yaml")
-  runner.check_optimizers(config, runner.build_workload(config.workload))
+  resolved = plan.resolve(config)
+  assert len(resolved.optimizers) == sum(len(o.points()) for o in config.optimizers)
 
 
 def test_steps_default_to_the_workload_run_length():
@@ -272,3 +273,21 @@ def test_run_of_one_optimizer_builds_only_that_one(tmp_path, capsys):
   assert "| AdamW |" in capsys.readouterr().out
   assert cli.main(["compare", str(path), "--no-progress", "--overwrite"]) == 2
   assert "total_steps=6 is invalid" in capsys.readouterr().err
+
+
+def test_compare_builds_each_optimizer_once_per_grid_point(tmp_path, capsys, monkeypatch):
+  """Config, plan, run and summary: one build of each grid point's optimizer in all."""
+  built = []
+  real = optimizer_lib.build_optimizer
+  monkeypatch.setattr(
+    optimizer_lib, "build_optimizer", lambda *a, **k: built.append(a[0]) or real(*a, **k)
+  )
+  text = GOOD.replace(
+    "  AdamW: {name: adamw, learning_rate: 1e-2}",
+    "  AdamW: {name: adamw, grid: {learning_rate: [1e-2, 1e-3]}}\n"
+    "  MetaOptimize: {name: recommended}",
+  )
+  path = _write(tmp_path, text)
+  assert cli.main(["compare", str(path), "--no-progress"]) == 0
+  assert sorted(built) == ["adamw", "adamw", "recommended"]
+  assert "| MetaOptimize |" in capsys.readouterr().out

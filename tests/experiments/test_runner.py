@@ -10,7 +10,7 @@ from exp_helpers import tiny_config
 
 from metaoptimize_optax.experiments import config as config_lib
 from metaoptimize_optax.experiments import optimizers as optimizer_lib
-from metaoptimize_optax.experiments import results, runner
+from metaoptimize_optax.experiments import results, runner, spec
 from metaoptimize_optax.experiments import summary as summary_lib
 
 
@@ -42,9 +42,11 @@ def test_metrics_stream(tmp_path, workload):
   assert mo_records[-1] == {"event": "end", "status": "finished", "step": 40}
   # The record format, pinned: a change of it is a change of the file format.
   assert set(mo_records[0]) == {
-    "event", "optimizer", "name", "params", "grid_point", "seed", "steps", "devices",
-    "workload", "primary_metric", "stream",
+    "event", "optimizer", "name", "metaoptimize", "params", "grid_point", "seed", "steps",
+    "devices", "workload", "primary_metric", "stream",
   }  # fmt: skip
+  assert set(mo_records[0]) == set(spec.START_FIELDS)
+  assert mo_records[0]["metaoptimize"] is True
   assert set(train[0]) == {
     "event", "step", "learning_rate", "step_time", "loss", "accuracy",
   }  # fmt: skip

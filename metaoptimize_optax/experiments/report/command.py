@@ -19,7 +19,7 @@ import pathlib
 from collections.abc import Sequence
 from typing import Any
 
-from metaoptimize_optax.experiments.config import ConfigError
+from metaoptimize_optax.experiments.spec import ConfigError
 
 ROBUSTNESS_FILES = ("robustness.md", "robustness.json", "robustness.png")
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from metaoptimize_optax.experiments import results
 from metaoptimize_optax.experiments import summary as summary_lib
-from metaoptimize_optax.experiments.config import ConfigError, ExperimentConfig
 from metaoptimize_optax.experiments.results import OptimizerResults
+from metaoptimize_optax.experiments.spec import ConfigError, ExperimentConfig
 
 # Split preference for a workload's final loss: a held-out split first, training last.
 LOSS_SPLITS = ("test", "valid", "eval", "train")

@@ -32,10 +32,10 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from metaoptimize_optax.experiments import summary as summary_lib
-from metaoptimize_optax.experiments.config import format_value
 from metaoptimize_optax.experiments.report import quality
 from metaoptimize_optax.experiments.report.loading import WorkloadResults
 from metaoptimize_optax.experiments.results import OptimizerResults, PointResults
+from metaoptimize_optax.experiments.spec import format_value
 
 
 @dataclasses.dataclass(frozen=True)
