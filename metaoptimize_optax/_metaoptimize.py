@@ -51,6 +51,11 @@ class MetaOptimizeState(NamedTuple):
   meta_parameters: MetaParametersState | None = None
 
 
+def paper_lion(learning_rate: Any = 1e-3) -> optax.GradientTransformation:
+  """The paper's meta optimizer: Lion with b1 0.9, b2 0.99 and no weight decay."""
+  return optax.lion(learning_rate, b1=0.9, b2=0.99, weight_decay=0.0)
+
+
 def _log_lr_dtype(params: optax.Params) -> Any:
   """float32, or the params' widest real dtype (complex128's is float64) when wider."""
   dtype = jnp.dtype(jnp.float32)
@@ -314,7 +319,7 @@ def metaoptimize(
     Optimizing Step Sizes and Other Meta-parameters
     <https://arxiv.org/abs/2402.02342>`_, ICML 2025.
   """
-  meta = optax.lion(1e-3, b1=0.9, b2=0.99, weight_decay=0.0) if meta is None else meta
+  meta = paper_lion() if meta is None else meta
   spaces = _check_arguments(
     base=base,
     meta=meta,

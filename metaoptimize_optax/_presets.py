@@ -31,7 +31,7 @@ import optax
 
 from metaoptimize_optax import _validation
 from metaoptimize_optax._meta_parameters import WEIGHT_DECAY, Space
-from metaoptimize_optax._metaoptimize import Blocks, Hessian, metaoptimize
+from metaoptimize_optax._metaoptimize import Blocks, Hessian, metaoptimize, paper_lion
 
 META_CHOICES = ("lion", "adam")
 
@@ -98,7 +98,7 @@ def meta_optimizer(
     )
   lr = 1e-3 if meta_learning_rate is None else meta_learning_rate
   if meta == "lion":
-    return optax.lion(lr, b1=0.9, b2=0.99, weight_decay=0.0)
+    return paper_lion(lr)
   if meta == "adam":
     return optax.adam(lr, b1=0.9, b2=0.999)
   raise ValueError(f"meta={meta!r} is not one of {META_CHOICES} or an Optax optimizer.")

@@ -93,15 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     "directory and print the table.",
   )
   _add_config_args(compare)
-  plot = sub.add_parser(
+  summarize = sub.add_parser(
     "summarize",
-    aliases=["plot"],
-    help="summary and plots of a results directory (alias: plot)",
+    help="summary and plots of a results directory",
     description="(Re)write summary.md, summary.json, loss.png and learning_rates.png of "
     "RESULTS_DIR (made by run or compare) and print the table.",
   )
-  plot.add_argument("results_dir", metavar="RESULTS_DIR")
-  plot.add_argument("-v", "--verbose", action="store_true", help="log more")
+  summarize.add_argument("results_dir", metavar="RESULTS_DIR")
+  summarize.add_argument("-v", "--verbose", action="store_true", help="log more")
   report_command.add_report_subcommand(sub)
   add_bench_subcommand(sub)
   return parser
@@ -184,7 +183,7 @@ def _train(args: argparse.Namespace, *, compare: bool) -> int:
   return 0
 
 
-def _plot(args: argparse.Namespace) -> int:
+def _summarize(args: argparse.Namespace) -> int:
   from metaoptimize_optax.experiments import summary as summary_lib
 
   print(summary_lib.write_summary(args.results_dir))
@@ -202,8 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     if args.command == "bench":
       return bench_command.run(args)
-    if args.command in ("summarize", "plot"):
-      return _plot(args)
+    if args.command == "summarize":
+      return _summarize(args)
     if args.command == "report":
       return report_command.run(args)
     return _train(args, compare=args.command == "compare")

@@ -90,6 +90,24 @@ class BuiltOptimizer(NamedTuple):
   # of the optimizer to log (each group becomes a key of the training records).
   logged_values: Callable[[OptState, jax.Array], dict[str, dict[str, jax.Array]]] | None = None
 
+  def update(
+    self,
+    grads: optax.Updates,
+    opt_state: OptState,
+    params: Params,
+    *,
+    value_fn: Callable[[Params], jax.Array],
+    value: jax.Array,
+  ) -> tuple[optax.Updates, OptState]:
+    """``tx.update``, handed the extra arguments this optimizer needs: ``value_fn=``
+    (``params -> batch loss``) and ``value=`` (the batch loss at ``params``)."""
+    extra: dict[str, Any] = {}
+    if self.needs_value_fn:
+      extra["value_fn"] = value_fn
+    if self.needs_value:
+      extra["value"] = value
+    return self.tx.update(grads, opt_state, params, **extra)
+
   def per_step_values(self, opt_state: OptState, step: jax.Array) -> dict[str, dict]:
     """Every optimizer-side value logged at ``step`` (traceable), by record key: the
     learning rates (always), the learned meta-parameters and the ``logged_values``."""
@@ -183,17 +201,6 @@ def _metaoptimize_optimizer(tx, hessian: str, meta_parameters: Any) -> BuiltOpti
   )
 
 
-def _optax_alias(name: str) -> Callable[..., optax.GradientTransformation]:
-  fn = getattr(optax, name, None) if isinstance(name, str) and not name.startswith("_") else None
-  if not callable(fn) or inspect.isclass(fn):
-    raise OptimizerError(
-      f"meta optimizer {name!r} is not an Optax optimizer; use one of "
-      f"{mo.META_CHOICES}, the name of an Optax alias ('sgd', 'adam', 'lion', ...) or "
-      "a mapping {name: <alias>, learning_rate: ..., <its other arguments>}."
-    )
-  return fn
-
-
 def _meta(meta: Any, meta_learning_rate: float | None) -> tuple[Any, float | None]:
   """``meta`` and ``meta_learning_rate`` as the presets take them."""
   if isinstance(meta, str) and meta in mo.META_CHOICES:
@@ -206,7 +213,13 @@ def _meta(meta: Any, meta_learning_rate: float | None) -> tuple[Any, float | Non
       "mapping {name: <alias>, learning_rate: ..., ...}."
     )
   kwargs = dict(meta)
-  alias = _optax_alias(kwargs.pop("name"))
+  name = kwargs.pop("name")
+  if not isinstance(name, str):
+    raise OptimizerError(f"meta: name must be an Optax alias name, got {name!r}.")
+  alias = _optax_function(
+    name.removeprefix(OPTAX_PREFIX),
+    "meta optimizer",
+  )
   kwargs.setdefault("learning_rate", 1e-3 if meta_learning_rate is None else meta_learning_rate)
   return alias(**kwargs), None
 
@@ -286,21 +299,11 @@ def _recommended(
 
 
 def _recommended_parameters(params: Mapping[str, Any]) -> tuple[str, ...]:
+  """``mo.recommended``'s own (the run length comes from the config's steps, a mask
+  only from Python), and ``horizon``."""
   del params
-  return (
-    "initial_learning_rate",
-    "hessian",
-    "horizon",
-    "blocks",
-    "weight_decay",
-    "b1",
-    "b2",
-    "eps",
-    "min_learning_rate",
-    "max_learning_rate",
-    "meta_parameters",
-    "trace_dtype",
-  )
+  own = [n for n in _keyword_names(mo.recommended) if n not in ("total_steps", "weight_decay_mask")]
+  return (*own, "horizon")
 
 
 def _metaoptimize_parameters(params: Mapping[str, Any], fixed: tuple[str, ...] = ()):

@@ -79,7 +79,6 @@ class RunResult:
   step: int  # Updates done.
   reason: str = ""  # Why it diverged.
   final_loss: float | None = None  # results.final_train_loss of the run.
-  run_dir: str = ""
 
 
 # ----------------------------------------------------------------------------
@@ -128,20 +127,16 @@ def make_train_step(workload: Workload, optimizer: optimizer_lib.BuiltOptimizer)
   values in effect at this step (:meth:`.optimizers.BuiltOptimizer.per_step_values`:
   ``learning_rate``, ``meta_parameters``, ...).
   """
-  tx = optimizer.tx
 
   def train_step(params, model_state, opt_state, batch, step):
     def loss_fn(p):
       return workload.loss(p, model_state, batch, True)
 
     (loss, (metrics, new_model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    extra = {}
-    if optimizer.needs_value_fn:
-      extra["value_fn"] = lambda p: loss_fn(p)[0]
-    if optimizer.needs_value:
-      extra["value"] = loss
     values = optimizer.per_step_values(opt_state, step)  # Before the step, like the loss.
-    updates, opt_state = tx.update(grads, opt_state, params, **extra)
+    updates, opt_state = optimizer.update(
+      grads, opt_state, params, value_fn=lambda p: loss_fn(p)[0], value=loss
+    )
     params = optax.apply_updates(params, updates)
     metrics = {**metrics, "loss": loss, OPTIMIZER_VALUES: values}
     return params, new_model_state, opt_state, metrics
@@ -463,14 +458,13 @@ def _result(
   spec: RunSpec, status: str, step: int, reason: str, metrics_path: pathlib.Path
 ) -> RunResult:
   return RunResult(
-    spec.optimizer.display_name,
-    spec.point.label,
-    spec.seed,
-    status,
-    step,
-    reason,
-    results.final_train_loss(results.read_records(metrics_path)),
-    str(spec.directory),
+    optimizer=spec.optimizer.display_name,
+    grid_point=spec.point.label,
+    seed=spec.seed,
+    status=status,
+    step=step,
+    reason=reason,
+    final_loss=results.final_train_loss(results.read_records(metrics_path)),
   )
 
 

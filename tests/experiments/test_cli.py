@@ -37,7 +37,7 @@ def _cli(*args, cwd):
   )
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["compare"], ["summarize"], ["plot"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["compare"], ["summarize"]])
 def test_help(command, tmp_path):
   done = _cli(*command, "--help", cwd=tmp_path)
   assert done.returncode == 0, done.stderr
@@ -47,12 +47,11 @@ def test_help(command, tmp_path):
     ("run",): ["CONFIG", "--resume"],
     ("compare",): ["summary.md", "--overwrite"],
     ("summarize",): ["RESULTS_DIR"],
-    ("plot",): ["RESULTS_DIR"],  # the old name of summarize
   }[tuple(command)]:
     assert word in done.stdout
 
 
-def test_compare_and_plot_end_to_end(tmp_path):
+def test_compare_and_summarize_end_to_end(tmp_path):
   out = tmp_path / "results"
   (tmp_path / "tiny.yaml").write_text(CONFIG.replace("OUT", str(out)))
   done = _cli("compare", "tiny.yaml", "--no-progress", cwd=tmp_path)

@@ -131,7 +131,7 @@ def test_existing_results_need_resume_or_overwrite(tmp_path, capsys):
 
 
 def test_plot_of_a_non_results_dir(tmp_path, capsys):
-  assert cli.main(["plot", str(tmp_path)]) == 2
+  assert cli.main(["summarize", str(tmp_path)]) == 2
   assert "is not a results directory" in capsys.readouterr().err
 
 

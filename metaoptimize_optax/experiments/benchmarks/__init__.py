@@ -4,7 +4,8 @@
 * :mod:`.timing`: alternating, repeated timings and their ratios;
 * :mod:`.memory`: optimizer state sizes from shapes;
 * :mod:`.suites`: the update-alone and whole-step suites;
-* :mod:`.report`: the table (markdown) and JSON;
+* :mod:`.device`: the suite for an accelerator (larger sizes, several dtypes);
+* :mod:`.table`: the table (markdown) and JSON;
 * :mod:`.command`: the ``metaoptimize-optax bench`` command.
 """
 

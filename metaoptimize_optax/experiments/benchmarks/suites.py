@@ -176,12 +176,9 @@ def train_step(
       return loss_fn(p, model_state, batch, True)
 
     (value, (_, new_model_state)), grads = jax.value_and_grad(loss, has_aux=True)(params)
-    extra: dict[str, Any] = {}
-    if optimizer.needs_value_fn:
-      extra["value_fn"] = lambda p: loss(p)[0]
-    if optimizer.needs_value:
-      extra["value"] = value
-    updates, opt_state = optimizer.tx.update(grads, opt_state, params, **extra)
+    updates, opt_state = optimizer.update(
+      grads, opt_state, params, value_fn=lambda p: loss(p)[0], value=value
+    )
     return optax.apply_updates(params, updates), new_model_state, opt_state
 
   return jax.jit(step, donate_argnums=(0, 1, 2) if donate else ())

@@ -20,7 +20,6 @@ logger = logging.getLogger(__name__)
 
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILE = "test_batch"
-IMAGE_SHAPE = (32, 32, 3)
 # Per-channel statistics of the CIFAR-10 training images (on the 0..1 scale).
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)

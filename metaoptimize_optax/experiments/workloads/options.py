@@ -22,13 +22,6 @@ def non_negative_int(name: str, value: Any) -> int:
   return int(value)
 
 
-def positive_float(name: str, value: Any) -> float:
-  """``value`` as a float, or ValueError unless it is a positive number."""
-  if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-    raise ValueError(f"option {name} must be a positive number, got {value!r}")
-  return float(value)
-
-
 def non_negative_float(name: str, value: Any) -> float:
   """``value`` as a float, or ValueError unless it is a number >= 0."""
   if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
