@@ -204,7 +204,7 @@ def init_state(
   params: optax.Params,
   base_state: optax.OptState,
   dtype: Any,
-  rule: Any,
+  rule: _traces.TraceRule,
   meta: optax.GradientTransformation,
   trace_dtype: Any,
 ) -> MetaParametersState:
@@ -225,9 +225,9 @@ def init_state(
 def advance(
   state: MetaParametersState,
   spaces: Mapping[str, Space],
-  rule: Any,
+  rule: _traces.TraceRule,
   meta: optax.GradientTransformation,
-  step: Any,
+  step: _traces.Step,
   grads: list[jax.Array],
   gamma: Any,
 ) -> MetaParametersState:

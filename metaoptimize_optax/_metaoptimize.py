@@ -109,12 +109,12 @@ def scaled_base_step(
   spaces: dict[str, _meta_parameters.Space],
   weight_decay: Any,
   extra_args: dict[str, Any],
-) -> tuple[list[jax.Array], optax.OptState]:
+) -> tuple[list[jax.Array], optax.OptState, tuple[list[jax.Array], list[Any]]]:
   """One base step at learning rates ``exp(log_lr)``: ``dw = alpha * (u - kappa M w)``.
 
   The learned meta-parameters ``phi`` are written into the base state (or are
-  ``kappa``) first. Returns the update leaves, in ``dtypes``, and the new base
-  state.
+  ``kappa``) first. Returns the update leaves, in ``dtypes``, the new base
+  state, and the ``alpha`` and ``kappa * M`` of each leaf that the step used.
   """
   theta = _meta_parameters.values(phi, spaces)
   kappa = theta.pop(_meta_parameters.WEIGHT_DECAY, weight_decay)
@@ -130,15 +130,16 @@ def scaled_base_step(
   alpha = _blocks.leafwise(lay, jax.tree.map(jnp.exp, log_lr))
   u = lay.treedef.flatten_up_to(u)
   w = [None] * len(u) if params is None else lay.treedef.flatten_up_to(params)
+  decay = _decay_leaves(kappa, mask)
   dw = [
     (a * (ui if _is_zero(d) else ui - d * wi)).astype(dt)
-    for a, ui, wi, d, dt in zip(alpha, u, w, _decay_leaves(kappa, mask), dtypes, strict=True)
+    for a, ui, wi, d, dt in zip(alpha, u, w, decay, dtypes, strict=True)
   ]
-  return dw, base_state
+  return dw, base_state, (alpha, decay)
 
 
 def _take_step(
-  base: optax.GradientTransformationExtraArgs,
+  settings: _Settings,
   lay: _blocks.Layout,
   grads: optax.Updates,
   base_state: optax.OptState,
@@ -146,8 +147,6 @@ def _take_step(
   log_lr: Any,
   phi: dict[str, jax.Array],
   mask: list[Any],
-  spaces: dict[str, _meta_parameters.Space],
-  weight_decay: Any,
   extra_args: dict[str, Any],
 ) -> _traces.Step:
   """The scaled base step as the trace rules read it: its update leaves, its inputs
@@ -158,23 +157,23 @@ def _take_step(
   """
   traced_fn = functools.partial(
     scaled_base_step,
-    base=base,
+    base=settings.base,
     lay=lay,
     mask=mask,
     dtypes=[
       jnp.result_type(x) for x in lay.treedef.flatten_up_to(grads if params is None else params)
     ],
-    spaces=spaces,
-    weight_decay=weight_decay,
+    spaces=settings.spaces,
+    weight_decay=settings.weight_decay,
     extra_args=extra_args,
   )
   converted, consts = jax.closure_convert(traced_fn, grads, base_state, params, log_lr, phi)
 
   def step_fn(g, s, w, b, p):
-    return converted(g, s, w, b, p, *consts)
+    dw, s, _ = converted(g, s, w, b, p, *consts)
+    return dw, s
 
-  dw, _ = step_fn(grads, base_state, params, log_lr, phi)
-  kappa = _meta_parameters.values(phi, spaces).get(_meta_parameters.WEIGHT_DECAY, weight_decay)
+  dw, _, (alpha, decay) = converted(grads, base_state, params, log_lr, phi, *consts)
   return _traces.Step(
     fn=step_fn,
     layout=lay,
@@ -184,8 +183,8 @@ def _take_step(
     log_lr=log_lr,
     phi=phi,
     dw=dw,
-    alpha=_blocks.leafwise(lay, jax.tree.map(jnp.exp, log_lr)),
-    decay=_decay_leaves(kappa, mask),
+    alpha=alpha,
+    decay=decay,
     value_fn=extra_args.get("value_fn"),
   )
 
@@ -334,104 +333,185 @@ def metaoptimize(
     meta_parameters_meta=meta_parameters_meta,
     trace_dtype=trace_dtype,
   )
-  base = optax.with_extra_args_support(base)
-  meta = optax.with_extra_args_support(meta)
-  phi_meta = optax.with_extra_args_support(meta_parameters_meta or meta)
-  rule = _traces.RULES[hessian]
-  meta_rule = _traces.META_PARAMETER_RULES[hessian]
-  decays = _meta_parameters.WEIGHT_DECAY in spaces or _validation.concrete(weight_decay) != 0.0
+  settings = _Settings(
+    base=optax.with_extra_args_support(base),
+    meta=optax.with_extra_args_support(meta),
+    meta_parameters_meta=optax.with_extra_args_support(meta_parameters_meta or meta),
+    rule=_traces.RULES[hessian],
+    meta_parameter_rule=_traces.META_PARAMETER_RULES[hessian],
+    spaces=spaces,
+    hessian=hessian,
+    blocks=blocks,
+    initial_learning_rate=initial_learning_rate,
+    weight_decay=weight_decay,
+    weight_decay_mask=weight_decay_mask,
+    decays=_meta_parameters.WEIGHT_DECAY in spaces or _validation.concrete(weight_decay) != 0.0,
+    gamma=gamma,
+    min_learning_rate=min_learning_rate,
+    max_learning_rate=max_learning_rate,
+    trace_dtype=trace_dtype,
+  )
+  return optax.GradientTransformationExtraArgs(
+    functools.partial(_init, settings), functools.partial(_update, settings)
+  )
 
-  def init_fn(params: optax.Params) -> MetaOptimizeState:
-    lay = _blocks.layout(blocks, params)
-    dtype = _log_lr_dtype(params)
-    log_lr = _blocks.init_log_lr(
-      lay, params, jnp.log(jnp.asarray(initial_learning_rate, dtype)), dtype
-    )
-    base_state = base.init(params)
-    trace, base_state_trace = rule.init(params, base_state, log_lr)
-    trace = _traces.cast(trace, trace_dtype)
-    _decay_mask(weight_decay_mask, params, lay.treedef.num_leaves)  # Validates its structure.
-    return MetaOptimizeState(
-      base_state=base_state,
-      log_learning_rate=log_lr,
-      meta_state=meta.init(log_lr),
-      trace=trace,
-      base_state_trace=base_state_trace,
-      count=jnp.zeros([], jnp.int32),
-      meta_parameters=_meta_parameters.init_state(
-        spaces, weight_decay, params, base_state, dtype, meta_rule, phi_meta, trace_dtype
-      )
-      if spaces
-      else None,
-    )
 
-  def update_fn(
-    updates: optax.Updates,
-    state: MetaOptimizeState,
-    params: optax.Params | None = None,
-    **extra_args: Any,
-  ) -> tuple[optax.Updates, MetaOptimizeState]:
-    grads = updates
-    value_fn = extra_args.get("value_fn")
-    _check_update_args(hessian, decays, bool(spaces), grads, params, value_fn)
-    _check_trace(hessian, grads, state.trace)
-    lay = _blocks.layout(blocks, grads)
-    g = lay.treedef.flatten_up_to(grads)
-    log_lr = state.log_learning_rate
-    learned = state.meta_parameters
-    phi = {} if learned is None else learned.phi
-    mask = _decay_mask(weight_decay_mask, params if decays else None, len(g))
-    meta_grad = rule.meta_gradient(lay, state.trace, g, log_lr)
-    # The traces' update and the step it reads wait for the meta-gradient's
-    # sums, which read the old trace and the gradients first: see _traces.after.
-    sums = [z for z in jax.tree.leaves(meta_grad) if jnp.ndim(z) == 0]
-    old_trace, step_grads = _traces.after((state.trace, grads), sums)
-    # The step as the traces read it, from the old base state and params.
-    step = _take_step(
-      base,
-      lay,
-      step_grads,
-      state.base_state,
+class _Settings(NamedTuple):
+  """What :func:`metaoptimize` fixes at construction, as ``init`` and ``update`` read it."""
+
+  base: optax.GradientTransformationExtraArgs
+  meta: optax.GradientTransformationExtraArgs  # Over the log learning rates.
+  meta_parameters_meta: optax.GradientTransformationExtraArgs  # Over the learned phi.
+  rule: _traces.TraceRule  # The learning rates' trace, by hessian.
+  meta_parameter_rule: _traces.TraceRule  # The learned meta-parameters' tangents.
+  spaces: dict[str, _meta_parameters.Space]
+  hessian: Hessian
+  blocks: Blocks
+  initial_learning_rate: Any
+  weight_decay: Any
+  weight_decay_mask: Any
+  decays: bool  # Whether any weight decay can apply (the update then needs params).
+  gamma: Any
+  min_learning_rate: Any
+  max_learning_rate: Any
+  trace_dtype: Any
+
+
+def _init(settings: _Settings, params: optax.Params) -> MetaOptimizeState:
+  lay = _blocks.layout(settings.blocks, params)
+  dtype = _log_lr_dtype(params)
+  log_lr = _blocks.init_log_lr(
+    lay, params, jnp.log(jnp.asarray(settings.initial_learning_rate, dtype)), dtype
+  )
+  base_state = settings.base.init(params)
+  trace, base_state_trace = settings.rule.init(params, base_state, log_lr)
+  _decay_mask(settings.weight_decay_mask, params, lay.treedef.num_leaves)  # Validates it.
+  learned = None
+  if settings.spaces:
+    learned = _meta_parameters.init_state(
+      settings.spaces,
+      settings.weight_decay,
       params,
-      log_lr,
-      phi,
-      mask,
-      spaces,
-      weight_decay,
-      extra_args,
+      base_state,
+      dtype,
+      settings.meta_parameter_rule,
+      settings.meta_parameters_meta,
+      settings.trace_dtype,
     )
-    discount = gamma(state.count) if callable(gamma) else gamma
-    trace, base_state_trace = rule.next(step, old_trace, state.base_state_trace, discount)
-    if learned is not None:
-      # The tangents' step waits for the trace, so it shares no computation
-      # (a params-sized temporary) with the trace's step: see _traces.after.
-      grads_t, state_t, params_t = _traces.after((step.grads, step.base_state, step.params), trace)
-      tangent_step = step._replace(grads=grads_t, base_state=state_t, params=params_t)
-      learned = _meta_parameters.advance(
-        learned, spaces, meta_rule, phi_meta, tangent_step, g, discount
-      )
-    # The returned step is the same step taken again, from the same inputs once
-    # the traces have read them: a direction (or any part of it) computed once
-    # for both the caller's params and the trace would be a params-sized
-    # temporary, and the moments and params could not be updated in place.
-    traces = (trace, base_state_trace, learned)
-    dw, base_state = step.fn(*_traces.after((grads, state.base_state, params), traces), log_lr, phi)
-    meta_updates, meta_state = meta.update(meta_grad, state.meta_state, log_lr)
-    log_lr = _clip_log_lr(
-      optax.apply_updates(log_lr, meta_updates), min_learning_rate, max_learning_rate
-    )
-    new_state = MetaOptimizeState(
-      base_state=base_state,
-      log_learning_rate=log_lr,
-      meta_state=meta_state,
-      trace=trace,
-      base_state_trace=base_state_trace,
-      count=optax.safe_increment(state.count),
-      meta_parameters=learned,
-    )
-    return lay.treedef.unflatten(dw), new_state
+  return MetaOptimizeState(
+    base_state=base_state,
+    log_learning_rate=log_lr,
+    meta_state=settings.meta.init(log_lr),
+    trace=_traces.cast(trace, settings.trace_dtype),
+    base_state_trace=base_state_trace,
+    count=jnp.zeros([], jnp.int32),
+    meta_parameters=learned,
+  )
 
-  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+def _update(
+  settings: _Settings,
+  updates: optax.Updates,
+  state: MetaOptimizeState,
+  params: optax.Params | None = None,
+  **extra_args: Any,
+) -> tuple[optax.Updates, MetaOptimizeState]:
+  """One step of the update rule of :func:`metaoptimize`, in its order."""
+  grads, learned = updates, state.meta_parameters
+  _check_update_args(
+    settings.hessian,
+    settings.decays,
+    bool(settings.spaces),
+    grads,
+    params,
+    extra_args.get("value_fn"),
+  )
+  _check_trace(settings.hessian, grads, state.trace)
+  lay = _blocks.layout(settings.blocks, grads)
+  g = lay.treedef.flatten_up_to(grads)
+  phi = {} if learned is None else learned.phi
+  # z_b = <h_b, g>, from the trace of before the step.
+  meta_grad = settings.rule.meta_gradient(lay, state.trace, g, state.log_learning_rate)
+  order = _Order(meta_grad)
+  old_trace, step_grads = order.after_meta_gradient((state.trace, grads))
+  # The step as the traces read it: dw = alpha (u - kappa M w), from the old state.
+  step = _take_step(
+    settings,
+    lay,
+    step_grads,
+    state.base_state,
+    params,
+    state.log_learning_rate,
+    phi,
+    _decay_mask(settings.weight_decay_mask, params if settings.decays else None, len(g)),
+    extra_args,
+  )
+  # h <- gamma (1 - kappa M alpha) h + dw (or the step's forward-mode derivative).
+  gamma = settings.gamma(state.count) if callable(settings.gamma) else settings.gamma
+  trace, base_state_trace = settings.rule.next(step, old_trace, state.base_state_trace, gamma)
+  if learned is not None:  # phi <- phi + meta.update(<X^w, g>), X stepped likewise.
+    learned = _meta_parameters.advance(
+      learned,
+      settings.spaces,
+      settings.meta_parameter_rule,
+      settings.meta_parameters_meta,
+      order.after_trace(step, trace),
+      g,
+      gamma,
+    )
+  # The returned update: the same step, taken again once the traces have read its inputs.
+  dw, base_state = step.fn(
+    *order.after_traces((grads, state.base_state, params), (trace, base_state_trace, learned)),
+    state.log_learning_rate,
+    phi,
+  )
+  # beta <- beta + meta.update(z), clamped.
+  meta_updates, meta_state = settings.meta.update(
+    meta_grad, state.meta_state, state.log_learning_rate
+  )
+  log_lr = _clip_log_lr(
+    optax.apply_updates(state.log_learning_rate, meta_updates),
+    settings.min_learning_rate,
+    settings.max_learning_rate,
+  )
+  return lay.treedef.unflatten(dw), MetaOptimizeState(
+    base_state=base_state,
+    log_learning_rate=log_lr,
+    meta_state=meta_state,
+    trace=trace,
+    base_state_trace=base_state_trace,
+    count=optax.safe_increment(state.count),
+    meta_parameters=learned,
+  )
+
+
+class _Order:
+  """The order XLA computes one update in, for in-place buffers (see :func:`_traces.after`).
+
+  The values are unchanged; each method returns its argument computed only once
+  what it must wait for is:
+
+  * the old trace and the gradients wait for the meta-gradient's sums (which read
+    the old trace first);
+  * the meta-parameters' tangent step waits for the trace, so that it shares no
+    computation (a params-sized temporary) with the trace's step;
+  * the returned step waits for every trace: a direction computed once for both
+    the caller's params and a trace would be a params-sized temporary, and the
+    moments and params could not be updated in place.
+  """
+
+  def __init__(self, meta_grad: Any):
+    self._sums = [z for z in jax.tree.leaves(meta_grad) if jnp.ndim(z) == 0]
+
+  def after_meta_gradient(self, x: Any) -> Any:  # The old trace and the gradients.
+    return _traces.after(x, self._sums)
+
+  def after_trace(self, step: _traces.Step, trace: Any) -> _traces.Step:
+    grads, base_state, params = _traces.after((step.grads, step.base_state, step.params), trace)
+    return step._replace(grads=grads, base_state=base_state, params=params)
+
+  def after_traces(self, x: Any, traces: Any) -> Any:
+    return _traces.after(x, traces)
 
 
 def _check_arguments(
