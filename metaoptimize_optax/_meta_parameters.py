@@ -205,7 +205,7 @@ def init_state(
   base_state: optax.OptState,
   dtype: Any,
   rule: _traces.TraceRule,
-  meta: optax.GradientTransformation,
+  meta_parameters_meta: optax.GradientTransformation,
   trace_dtype: Any,
 ) -> MetaParametersState:
   """The state at init: ``phi`` in ``dtype`` of the starts (the base's values, checked by
@@ -216,7 +216,7 @@ def init_state(
   return MetaParametersState(
     phi=phi,
     value=values(phi, spaces),
-    meta_state=meta.init(phi),
+    meta_state=meta_parameters_meta.init(phi),
     trace=_traces.cast(trace, trace_dtype),
     base_state_trace=base_state_trace,
   )
@@ -226,7 +226,7 @@ def advance(
   state: MetaParametersState,
   spaces: Mapping[str, Space],
   rule: _traces.TraceRule,
-  meta: optax.GradientTransformation,
+  meta_parameters_meta: optax.GradientTransformation,
   step: _traces.Step,
   grads: list[jax.Array],
   gamma: Any,
@@ -236,7 +236,7 @@ def advance(
   # The old tangents are overwritten once z has read them: see _traces.after.
   old_trace = _traces.after(state.trace, jax.tree.leaves(z))
   trace, base_state_trace = rule.next(step, old_trace, state.base_state_trace, gamma)
-  meta_updates, meta_state = meta.update(z, state.meta_state, state.phi)
+  meta_updates, meta_state = meta_parameters_meta.update(z, state.meta_state, state.phi)
   phi = clip(optax.apply_updates(state.phi, meta_updates), spaces)
   return MetaParametersState(
     phi=phi,

@@ -22,7 +22,7 @@ Where to add what:
   tables take their columns from what the records hold, ranked by the
   workload's ``primary_metric``. An optimizer-side value logged every step goes
   through :meth:`.optimizers.BuiltOptimizer.per_step_values`, which gathers the
-  ``learning_rates`` and ``meta_parameters`` hooks and an optimizer's own
+  ``logged_rates`` and ``meta_parameters`` hooks and an optimizer's own
   ``logged_values``; each group becomes a key of the training records.
 * **a plot**: a function of the loaded results, in :mod:`.summary` for one
   results directory, or a module of :mod:`.report` for several, called by

@@ -80,7 +80,7 @@ class BuiltOptimizer(NamedTuple):
   eval_params: Callable[[OptState, Params], Params] | None = None
   # ``(opt_state, step) -> {block: 0-d array}``: the learning rates in effect at
   # ``step`` (traceable; the state is the one before the step).
-  learning_rates: Callable[[OptState, jax.Array], dict[str, jax.Array]] | None = None
+  logged_rates: Callable[[OptState, jax.Array], dict[str, jax.Array]] | None = None
   # Whether ``tx`` is a MetaOptimize transformation (its rates are learned).
   is_metaoptimize: bool = False
   # ``opt_state -> {name: 0-d array}``: the meta-parameters learned beside the
@@ -111,7 +111,7 @@ class BuiltOptimizer(NamedTuple):
   def per_step_values(self, opt_state: OptState, step: jax.Array) -> dict[str, dict]:
     """Every optimizer-side value logged at ``step`` (traceable), by record key: the
     learning rates (always), the learned meta-parameters and the ``logged_values``."""
-    values = {"learning_rate": self.learning_rates(opt_state, step) if self.learning_rates else {}}
+    values = {"learning_rate": self.logged_rates(opt_state, step) if self.logged_rates else {}}
     if self.meta_parameters is not None:
       values["meta_parameters"] = self.meta_parameters(opt_state)
     if self.logged_values is not None:
@@ -149,7 +149,8 @@ def metaoptimize_rates(state: OptState, step: jax.Array | None = None) -> dict[s
   """Every block's learning rate, by name, from a state holding one MetaOptimize state.
 
   ``blocks="scalar"`` gives ``{"all": alpha}``; label blocks give their labels
-  (``"per_layer"``: '/'-joined paths; leaves under the root are ``"(root)"``);
+  (``"per_layer"``: '/'-joined paths, ``""`` for leaves under the root, as
+  ``mo.learning_rates`` labels them);
   ``"per_leaf"`` gives each leaf's path, and ``"per_weight"`` the geometric mean
   of each leaf's rates under its path.
   """
@@ -158,7 +159,7 @@ def metaoptimize_rates(state: OptState, step: jax.Array | None = None) -> dict[s
   if isinstance(log_lr, dict) and all(
     isinstance(v, jax.Array) and v.ndim == 0 for v in log_lr.values()
   ):
-    items = [((str(k) or "(root)"), v) for k, v in log_lr.items()]
+    items = [(str(k), v) for k, v in log_lr.items()]
   else:
     leaves = jax.tree_util.tree_leaves_with_path(log_lr)
     items = [(_path_name(path), v) for path, v in leaves]
@@ -195,7 +196,7 @@ def _metaoptimize_optimizer(tx, hessian: str, meta_parameters: Any) -> BuiltOpti
   return BuiltOptimizer(
     tx,
     needs_value_fn=hessian == "hvp",
-    learning_rates=metaoptimize_rates,
+    logged_rates=metaoptimize_rates,
     is_metaoptimize=True,
     meta_parameters=mo.meta_parameters if meta_parameters else None,
   )
@@ -358,7 +359,7 @@ def _adamw(
   """AdamW at a fixed learning rate (optionally after global-norm gradient clipping)."""
   del steps
   tx = optax.adamw(learning_rate, b1, b2, eps, weight_decay=weight_decay)
-  return BuiltOptimizer(_clipped(tx, clip_norm), learning_rates=_constant_rate(learning_rate))
+  return BuiltOptimizer(_clipped(tx, clip_norm), logged_rates=_constant_rate(learning_rate))
 
 
 def _adamw_cosine(
@@ -376,7 +377,7 @@ def _adamw_cosine(
   """AdamW with linear warm-up (default 5% of the run) and cosine decay to the end."""
   schedule = _warmup_cosine(steps, learning_rate, _warmup(steps, warmup_steps), end_learning_rate)
   tx = optax.adamw(schedule, b1, b2, eps, weight_decay=weight_decay)
-  return BuiltOptimizer(_clipped(tx, clip_norm), learning_rates=_schedule_rate(schedule))
+  return BuiltOptimizer(_clipped(tx, clip_norm), logged_rates=_schedule_rate(schedule))
 
 
 def _sgdm(
@@ -393,7 +394,7 @@ def _sgdm(
     optax.add_decayed_weights(weight_decay),
     optax.sgd(learning_rate, momentum=momentum or None, nesterov=nesterov),
   )
-  return BuiltOptimizer(tx, learning_rates=_constant_rate(learning_rate))
+  return BuiltOptimizer(tx, logged_rates=_constant_rate(learning_rate))
 
 
 def _sgdm_cosine(
@@ -412,7 +413,7 @@ def _sgdm_cosine(
     optax.add_decayed_weights(weight_decay),
     optax.sgd(schedule, momentum=momentum, nesterov=nesterov),
   )
-  return BuiltOptimizer(tx, learning_rates=_schedule_rate(schedule))
+  return BuiltOptimizer(tx, logged_rates=_schedule_rate(schedule))
 
 
 def _lion(
@@ -427,7 +428,7 @@ def _lion(
   del steps
   return BuiltOptimizer(
     optax.lion(learning_rate, b1, b2, weight_decay=weight_decay),
-    learning_rates=_constant_rate(learning_rate),
+    logged_rates=_constant_rate(learning_rate),
   )
 
 
@@ -456,7 +457,7 @@ def _prodigy(
   tx = optax.contrib.prodigy(
     learning_rate, (b1, b2), beta3, eps, estim_lr0, estim_lr_coef, weight_decay, safeguard_warmup
   )
-  return BuiltOptimizer(tx, learning_rates=_estimate_rate(learning_rate))
+  return BuiltOptimizer(tx, logged_rates=_estimate_rate(learning_rate))
 
 
 def _dadapt_adamw(
@@ -472,7 +473,7 @@ def _dadapt_adamw(
   """D-Adaptation AdamW (``optax.contrib.dadapt_adamw``)."""
   del steps
   tx = optax.contrib.dadapt_adamw(learning_rate, (b1, b2), eps, estim_lr0, weight_decay)
-  return BuiltOptimizer(tx, learning_rates=_estimate_rate(learning_rate))
+  return BuiltOptimizer(tx, logged_rates=_estimate_rate(learning_rate))
 
 
 def _mechanic(
@@ -497,7 +498,7 @@ def _mechanic(
   rates = lambda state, step: {
     "all": (learning_rate * jnp.sum(optax.tree.get(state, "s"))).astype(jnp.float32)
   }
-  return BuiltOptimizer(tx, learning_rates=rates)
+  return BuiltOptimizer(tx, logged_rates=rates)
 
 
 def _dog(
@@ -521,7 +522,7 @@ def _dog(
     rate = s.max_dist / jnp.sqrt(s.sum_sq_norm_grads + eps)
     return {"all": (learning_rate * jnp.where(s.is_init_step, 0.0, rate)).astype(jnp.float32)}
 
-  return BuiltOptimizer(tx, learning_rates=rates)
+  return BuiltOptimizer(tx, logged_rates=rates)
 
 
 def _is_dog(x: Any) -> bool:
@@ -543,7 +544,7 @@ def _cocob(
   """
   del steps
   tx = optax.contrib.cocob(learning_rate, alpha, eps, weight_decay)
-  return BuiltOptimizer(tx, learning_rates=_constant_rate(learning_rate))
+  return BuiltOptimizer(tx, logged_rates=_constant_rate(learning_rate))
 
 
 def _dowg(
@@ -568,7 +569,7 @@ def _dowg(
     rate = s.estim_sq_dist / (jnp.sqrt(s.weighted_sq_norm_grads) + eps)
     return {"all": (learning_rate * rate).astype(jnp.float32)}
 
-  return BuiltOptimizer(tx, learning_rates=rates)
+  return BuiltOptimizer(tx, logged_rates=rates)
 
 
 def _is_dowg(x: Any) -> bool:
@@ -594,7 +595,7 @@ def _momo_adam(
   tx = optax.contrib.momo_adam(
     learning_rate, b1, b2, eps, lower_bound, weight_decay, adapt_lower_bound
   )
-  return BuiltOptimizer(tx, needs_value=True, learning_rates=_constant_rate(learning_rate))
+  return BuiltOptimizer(tx, needs_value=True, logged_rates=_constant_rate(learning_rate))
 
 
 def _schedule_free_adamw(
@@ -619,7 +620,7 @@ def _schedule_free_adamw(
     else optax.constant_schedule(learning_rate)
   )
   return BuiltOptimizer(
-    tx, eval_params=optax.contrib.schedule_free_eval_params, learning_rates=_schedule_rate(schedule)
+    tx, eval_params=optax.contrib.schedule_free_eval_params, logged_rates=_schedule_rate(schedule)
   )
 
 
@@ -696,7 +697,7 @@ def _optax_spec(name: str) -> OptimizerSpec:
     default = inspect.signature(fn).parameters.get("learning_rate")
     rate = params.get("learning_rate", default.default if default is not None else None)
     numeric = isinstance(rate, int | float) and not isinstance(rate, bool)
-    return BuiltOptimizer(tx, learning_rates=_constant_rate(float(rate)) if numeric else None)
+    return BuiltOptimizer(tx, logged_rates=_constant_rate(float(rate)) if numeric else None)
 
   return OptimizerSpec(
     build, f"{name} (any Optax alias, its own arguments)", lambda params: _keyword_names(fn)

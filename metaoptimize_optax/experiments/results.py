@@ -163,9 +163,9 @@ class RunRecords:
   def diverged(self) -> dict[str, Any] | None:
     return next(iter_events(self.records, "diverged"), None)
 
-  def final_train_loss(self) -> float:
-    """:func:`.final_train_loss` (the table's train loss); infinite if the run
-    diverged or has none."""
+  def train_loss_score(self) -> float:
+    """:func:`.final_train_loss` (the table's train loss) as a score: infinite if the
+    run diverged or has none (None there)."""
     loss = final_train_loss(self.records)
     return math.inf if self.diverged is not None or loss is None else loss
 
@@ -269,7 +269,7 @@ class PointResults:
       return math.inf
     if metric.startswith(ONLINE_PREFIX):
       return float(np.mean([r.online_score(metric) for r in self.runs]))
-    return float(np.mean([r.final_train_loss() for r in self.runs]))
+    return float(np.mean([r.train_loss_score() for r in self.runs]))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -509,7 +509,7 @@ def plot_learning_rates(
             color=f"C{j % 10}",
             linewidth=1.4 if k == 0 else 0.7,
             alpha=1.0 if k == 0 else 0.5,
-            label=block if k == 0 else None,
+            label=(block or '""') if k == 0 else None,  # "": the leaves at the root.
           )
     ax.set_yscale("log")
     ax.set_title(f"{run_label(res)}: learned learning rate", fontsize=10)

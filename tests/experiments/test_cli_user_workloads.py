@@ -127,7 +127,7 @@ def test_bad_optax_alias_is_one_clear_error(tmp_path, capsys, entry, message):
 
 def test_optax_alias_entries():
   peer = optimizer_lib.build_optimizer("optax.adafactor", 10, {"learning_rate": 0.05})
-  assert float(peer.learning_rates(None, 0)["all"]) == pytest.approx(0.05)
+  assert float(peer.logged_rates(None, 0)["all"]) == pytest.approx(0.05)
   assert "decay_rate" in optimizer_lib.parameters("optax.adafactor")
   based = optimizer_lib.build_optimizer(
     "metaoptimize", 10, {"base": "optax.adafactor", "initial_learning_rate": 1e-3, "hessian": "hvp"}

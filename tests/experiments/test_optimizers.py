@@ -21,7 +21,7 @@ def _step(opt, params, state, step):
   extra = {"value_fn": _loss} if opt.needs_value_fn else {}
   if opt.needs_value:
     extra["value"] = _loss(params)
-  rates = opt.learning_rates(state, step)
+  rates = opt.logged_rates(state, step)
   updates, state = opt.tx.update(grads, state, params, **extra)
   return optax.apply_updates(params, updates), state, rates
 
@@ -61,7 +61,7 @@ def test_metaoptimize_variants(params):
   blocks = params.get("blocks", "scalar")
   expected = {
     "scalar": {"all"},
-    "per_layer": {"l1", "(root)"},
+    "per_layer": {"l1", ""},  # the root's label, as mo.learning_rates has it
     "per_leaf": {"l1/w", "l1/b", "out"},
     "per_weight": {"l1/w", "l1/b", "out"},
   }[blocks]
@@ -89,9 +89,9 @@ def test_schedules_report_their_rate():
     "adamw_cosine", 100, {"learning_rate": 1.0, "warmup_steps": 10}
   )
   state = opt.tx.init(PARAMS)
-  assert float(opt.learning_rates(state, 5)["all"]) == pytest.approx(0.5)
-  assert float(opt.learning_rates(state, 10)["all"]) == pytest.approx(1.0)
-  assert float(opt.learning_rates(state, 100)["all"]) == pytest.approx(0.0, abs=1e-6)
+  assert float(opt.logged_rates(state, 5)["all"]) == pytest.approx(0.5)
+  assert float(opt.logged_rates(state, 10)["all"]) == pytest.approx(1.0)
+  assert float(opt.logged_rates(state, 100)["all"]) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_schedule_free_evaluates_at_the_average():

@@ -317,7 +317,7 @@ def test_new_peers_reduce_the_loss(name):
     params, state = step(params, state)
   assert float(_quadratic(params)) < 0.1 * first
   assert opt.needs_value == (name == "momo_adam")
-  rates = opt.learning_rates(state, jnp.int32(200))
+  rates = opt.logged_rates(state, jnp.int32(200))
   assert all(np.isfinite(float(v)) and float(v) > 0 for v in rates.values())
 
 
