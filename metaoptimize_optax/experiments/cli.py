@@ -147,7 +147,7 @@ def _train(args: argparse.Namespace, *, compare: bool) -> int:
       )
   # The workload and each selected optimizer, built once (with --optimizer, only those).
   resolved = plan.resolve(config, names=names)
-  runner.prepare_output_dir(config, resume=args.resume, overwrite=args.overwrite)
+  out = runner.prepare_output_dir(config, resume=args.resume, overwrite=args.overwrite)
 
   print(headline(config, args.overrides))
   start = time.perf_counter()
@@ -157,6 +157,7 @@ def _train(args: argparse.Namespace, *, compare: bool) -> int:
     resume=args.resume,
     overwrite=args.overwrite,
     progress=not args.no_progress,
+    out=out,
   )
   for o in outcomes:
     point = f" [{o.grid_point}]" if o.grid_point else ""

@@ -530,20 +530,22 @@ def run_experiment(
   overwrite: bool = False,
   progress: bool = True,
   stop_after: int | None = None,
+  out: pathlib.Path | None = None,
 ) -> list[RunResult]:
   """Trains every optimizer (or those named), grid point and seed of ``config``.
 
   ``workload`` is the plan (:func:`.plan.resolve`), or the workload to resolve
-  one for. Every run sees the same data and initial weights for a given seed.
-  The output directory must have been checked (see the CLI); this writes
-  ``config.yaml`` and each run's files.
+  one for. ``out`` is the output directory as :func:`prepare_output_dir`
+  returned it (None: it is checked here). Every run sees the same data and
+  initial weights for a given seed. Writes ``config.yaml`` and each run's files.
   """
   plan = (
     workload
     if isinstance(workload, plan_lib.Plan)
     else plan_lib.resolve(config, workload, optimizers)
   )
-  out = prepare_output_dir(config, resume=resume, overwrite=overwrite)
+  if out is None:
+    out = prepare_output_dir(config, resume=resume, overwrite=overwrite)
   mesh = data_mesh(_batch_size(plan.workload.train_batch(config.seeds[0], 0)), config.data_parallel)
   if mesh.devices.size > 1:
     logger.info("data parallel over %d devices", mesh.devices.size)
