@@ -24,7 +24,7 @@ import optax
 from metaoptimize_optax import _blocks, _meta_parameters, _traces, _validation
 from metaoptimize_optax._meta_parameters import MetaParametersState
 
-Hessian: TypeAlias = Literal["free", "hvp"]
+Hessian: TypeAlias = Literal["free", "hvp", "diagonal"]
 # A block kind, a pytree of hashable labels shaped like the params (or a prefix
 # of it), or a callable params -> labels.
 Blocks: TypeAlias = (
@@ -40,7 +40,7 @@ class MetaOptimizeState(NamedTuple):
   base_state: optax.OptState  # State of the base optimizer.
   log_learning_rate: Any  # beta = log(alpha): a 0-d array, dict or tree, per block.
   meta_state: optax.OptState  # State of the meta optimizer, over log_learning_rate.
-  # h = d w / d beta. "free": params-shaped. "hvp": one params-shaped column per
+  # h = d w / d beta. "free", "diagonal": params-shaped. "hvp": one params-shaped column per
   # block, stacked on a leading axis of size num_blocks.
   trace: optax.Updates
   # "hvp" only: d s / d beta for each inexact leaf of the base state (leading
@@ -186,6 +186,9 @@ def _take_step(
     alpha=alpha,
     decay=decay,
     value_fn=extra_args.get("value_fn"),
+    curvature=(
+      lay.treedef.flatten_up_to(extra_args["curvature"]) if settings.hessian == "diagonal" else None
+    ),
   )
 
 
@@ -204,6 +207,7 @@ def metaoptimize(
   meta_parameters: Mapping[str, _meta_parameters.Space] | None = None,
   meta_parameters_meta: optax.GradientTransformation | None = None,
   trace_dtype: Any = None,
+  meta_step_first: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Tunes the learning rates of ``base`` online by meta-gradient descent.
 
@@ -227,6 +231,20 @@ def metaoptimize(
   ``z_b = <X^w_b, g>`` summed over all weights. Tangents that come out
   non-finite (``sqrt`` of a zero second moment in Adam-like bases, where the
   true contribution is zero) are set to zero.
+
+  With ``hessian="diagonal"`` the trace keeps the diagonal of the step's
+  derivative, IDBD's trace (Sutton, 1992) for any base and blocks, with no
+  Hessian-vector product::
+
+    h_i       = gamma * (1 - alpha_i * (kappa * M_i + c_i))^+ * h_i + dw_i
+
+  where ``c`` (``curvature=`` in ``update``, shaped like the params) is the
+  diagonal of the loss's Hessian or an estimate of it (``x**2`` for a linear
+  learner with squared error). With ``meta_step_first=True`` the meta step is
+  taken first and this step uses its rate, ``alpha = exp(beta')``, as IDBD and
+  Autostep do. MetaOptimize with an SGD base, ``blocks="per_weight"``,
+  ``hessian="diagonal"``, ``meta=optax.sgd(theta)``, gamma 1 and
+  ``meta_step_first=True`` is IDBD on a linear learner.
 
   Other meta-parameters (``meta_parameters=``, section 2b of the paper's
   framework) are learned by the same meta-gradient: each hyperparameter
@@ -271,7 +289,9 @@ def metaoptimize(
       (leaves under one parent node, labelled by its '/'-joined path),
       ``"per_leaf"``, ``"per_weight"``, a pytree of hashable labels shaped like the
       params (or a prefix of it), or a callable ``params -> labels``.
-    hessian: ``"free"`` (the paper's trace) or ``"hvp"`` (curvature-aware; pass
+    hessian: ``"free"`` (the paper's trace), ``"diagonal"`` (IDBD's trace; pass
+      ``curvature=``, a params-shaped tree of the Hessian's diagonal, to
+      ``update``) or ``"hvp"`` (curvature-aware; pass
       ``value_fn=`` to ``update``, a function ``params -> loss`` of the batch
       whose gradient is ``updates``; inside ``optax.multi_transform`` or
       ``optax.masked`` it receives the masked params, the other parts
@@ -293,6 +313,9 @@ def metaoptimize(
     trace_dtype: dtype of the weight traces ``h`` and ``X^w`` (Optax's
       ``mu_dtype`` convention), e.g. ``jnp.float32`` for bfloat16 params; None
       keeps the params' dtype.
+    meta_step_first: take the meta step before the base step, which then uses
+      the new rate (IDBD's order); False: the step uses the rate of before the
+      meta step (the paper's Algorithm 3).
 
   Returns:
     An ``optax.GradientTransformationExtraArgs``. Log learning rates, learned
@@ -317,6 +340,9 @@ def metaoptimize(
     Sharifnassab, Salehkaleybar & Sutton, `MetaOptimize: A Framework for
     Optimizing Step Sizes and Other Meta-parameters
     <https://arxiv.org/abs/2402.02342>`_, ICML 2025.
+
+    Sutton, `Adapting Bias by Gradient Descent: An Incremental Version of
+    Delta-Bar-Delta <https://cdn.aaai.org/AAAI/1992/AAAI92-027.pdf>`_, AAAI 1992.
   """
   meta = paper_lion() if meta is None else meta
   spaces = _check_arguments(
@@ -333,6 +359,8 @@ def metaoptimize(
     meta_parameters_meta=meta_parameters_meta,
     trace_dtype=trace_dtype,
   )
+  if not isinstance(meta_step_first, bool):
+    raise TypeError(f"meta_step_first={meta_step_first!r} is not a bool; expected True or False.")
   settings = _Settings(
     base=optax.with_extra_args_support(base),
     meta=optax.with_extra_args_support(meta),
@@ -350,6 +378,7 @@ def metaoptimize(
     min_learning_rate=min_learning_rate,
     max_learning_rate=max_learning_rate,
     trace_dtype=trace_dtype,
+    meta_step_first=meta_step_first,
   )
   return optax.GradientTransformationExtraArgs(
     functools.partial(_init, settings), functools.partial(_update, settings)
@@ -375,6 +404,7 @@ class _Settings(NamedTuple):
   min_learning_rate: Any
   max_learning_rate: Any
   trace_dtype: Any
+  meta_step_first: bool  # The meta step before the base step (IDBD's order).
 
 
 def _init(settings: _Settings, params: optax.Params) -> MetaOptimizeState:
@@ -418,20 +448,23 @@ def _update(
 ) -> tuple[optax.Updates, MetaOptimizeState]:
   """One step of the update rule of :func:`metaoptimize`, in its order."""
   grads, learned = updates, state.meta_parameters
-  _check_update_args(
-    settings.hessian,
-    settings.decays,
-    bool(settings.spaces),
-    grads,
-    params,
-    extra_args.get("value_fn"),
-  )
+  _check_update_args(settings, grads, params, extra_args)
   _check_trace(settings.hessian, grads, state.trace)
   lay = _blocks.layout(settings.blocks, grads)
   g = lay.treedef.flatten_up_to(grads)
   phi = {} if learned is None else learned.phi
   # z_b = <h_b, g>, from the trace of before the step.
   meta_grad = settings.rule.meta_gradient(lay, state.trace, g, state.log_learning_rate)
+  # beta' = beta + meta.update(z), clamped; the step uses beta, or beta' if meta_step_first.
+  meta_updates, meta_state = settings.meta.update(
+    meta_grad, state.meta_state, state.log_learning_rate
+  )
+  new_log_lr = _clip_log_lr(
+    optax.apply_updates(state.log_learning_rate, meta_updates),
+    settings.min_learning_rate,
+    settings.max_learning_rate,
+  )
+  log_lr = new_log_lr if settings.meta_step_first else state.log_learning_rate
   order = _Order(meta_grad)
   old_trace, step_grads = order.after_meta_gradient((state.trace, grads))
   # The step as the traces read it: dw = alpha (u - kappa M w), from the old state.
@@ -441,7 +474,7 @@ def _update(
     step_grads,
     state.base_state,
     params,
-    state.log_learning_rate,
+    log_lr,
     phi,
     _decay_mask(settings.weight_decay_mask, params if settings.decays else None, len(g)),
     extra_args,
@@ -462,21 +495,12 @@ def _update(
   # The returned update: the same step, taken again once the traces have read its inputs.
   dw, base_state = step.fn(
     *order.after_traces((grads, state.base_state, params), (trace, base_state_trace, learned)),
-    state.log_learning_rate,
+    log_lr,
     phi,
-  )
-  # beta <- beta + meta.update(z), clamped.
-  meta_updates, meta_state = settings.meta.update(
-    meta_grad, state.meta_state, state.log_learning_rate
-  )
-  log_lr = _clip_log_lr(
-    optax.apply_updates(state.log_learning_rate, meta_updates),
-    settings.min_learning_rate,
-    settings.max_learning_rate,
   )
   return lay.treedef.unflatten(dw), MetaOptimizeState(
     base_state=base_state,
-    log_learning_rate=log_lr,
+    log_learning_rate=new_log_lr,
     meta_state=meta_state,
     trace=trace,
     base_state_trace=base_state_trace,
@@ -543,9 +567,8 @@ def _check_arguments(
   return _meta_parameters.check_spaces(meta_parameters, weight_decay)
 
 
-def _check_update_args(
-  hessian: Hessian, decays: bool, learns: bool, grads: Any, params: Any, value_fn: Any
-) -> None:
+def _check_update_args(settings: _Settings, grads: Any, params: Any, extra_args: Any) -> None:
+  hessian = settings.hessian
   if params is not None and jax.tree.structure(params) != jax.tree.structure(grads):
     raise ValueError(
       f"metaoptimize: params of tree structure {jax.tree.structure(params)} do not match "
@@ -555,17 +578,27 @@ def _check_update_args(
     )
   if params is not None:
     _check_shapes("params", params, grads, jnp.shape)
-  if params is None and (decays or learns or hessian == "hvp"):
+  if params is None and (settings.decays or settings.spaces or hessian == "hvp"):
     raise ValueError(
       "metaoptimize: update needs params (the third argument) when weight_decay "
       "is non-zero, meta_parameters are learned or hessian='hvp'."
     )
-  if hessian == "hvp" and value_fn is None:
+  if hessian == "hvp" and extra_args.get("value_fn") is None:
     raise ValueError(
       "metaoptimize with hessian='hvp': update needs value_fn=, a function "
       "params -> loss on the current batch, e.g. "
       "tx.update(grads, state, params, value_fn=lambda p: loss(p, batch))."
     )
+  if hessian == "diagonal":
+    curvature = extra_args.get("curvature")
+    if curvature is None or jax.tree.structure(curvature) != jax.tree.structure(grads):
+      raise ValueError(
+        "metaoptimize with hessian='diagonal': update needs curvature=, a tree shaped "
+        "like the updates of the diagonal of the loss's Hessian (an estimate: x**2 for a "
+        "linear learner with squared error), e.g. tx.update(grads, state, params, "
+        f"curvature=c); got {curvature if curvature is None else jax.tree.structure(curvature)}."
+      )
+    _check_shapes("curvature", curvature, grads, jnp.shape)
 
 
 def _check_trace(hessian: Hessian, grads: Any, trace: Any) -> None:

@@ -11,7 +11,10 @@ chosen once when :func:`metaoptimize_optax.metaoptimize` is built:
   the trace after the step.
 
 The learning-rate rules (:data:`RULES`): :data:`HESSIAN_FREE`, the paper's
-trace ``h <- gamma (1 - kappa alpha) h + dw`` (params-shaped), and
+trace ``h <- gamma (1 - kappa alpha) h + dw`` (params-shaped), :data:`DIAGONAL`,
+IDBD's trace ``h <- gamma (1 - alpha (kappa + c))^+ h + dw`` with the diagonal
+``c`` of the Hessian given to ``update`` (params-shaped, no Hessian-vector
+product), and
 :data:`CURVATURE`, the forward-mode derivative of one whole step
 (Hessian-vector product included) with respect to each block's log learning
 rate (one params-shaped column per block on a leading axis, and one for each
@@ -52,6 +55,8 @@ class Step(NamedTuple):
   alpha: list[jax.Array]  # exp(beta) of each params leaf.
   decay: list[Any]  # kappa * M of each params leaf (0.0 when not decayed).
   value_fn: Callable[[optax.Params], jax.Array] | None  # params -> batch loss.
+  # "diagonal": the diagonal of the loss's Hessian (an estimate), one leaf per params leaf.
+  curvature: list[jax.Array] | None = None
 
 
 class TraceRule(NamedTuple):
@@ -209,6 +214,33 @@ HESSIAN_FREE = TraceRule(init=_free_init, meta_gradient=_free_meta_gradient, nex
 
 
 # ----------------------------------------------------------------------------
+# Diagonal curvature: IDBD's trace, for any base and blocks.
+
+
+def _diagonal_next(step, trace, base_state_trace, gamma):
+  """``h <- gamma (1 - alpha (kappa M + c))^+ h + dw``, ``c`` the Hessian's diagonal.
+
+  The Hessian-free trace with the diagonal of the step's derivative kept: for an
+  SGD base ``dw = -alpha (g + kappa M w)``, so ``d w'/d w = 1 - alpha (H + kappa M)``,
+  whose diagonal is cut at zero as in IDBD's ``h (1 - alpha x^2)^+ + alpha delta x``
+  (Sutton, 1992), which this is for a linear learner (``c = x^2``). No
+  Hessian-vector product: ``c`` is given to ``update`` as ``curvature=``.
+  """
+  del base_state_trace
+  h = step.layout.treedef.flatten_up_to(trace)
+  factors = [
+    jnp.maximum(1.0 - a * (d + c), 0.0)
+    for a, d, c in zip(step.alpha, step.decay, step.curvature, strict=True)
+  ]
+  return step.layout.treedef.unflatten(
+    [(gamma * f * hi + di).astype(hi.dtype) for hi, di, f in zip(h, step.dw, factors, strict=True)]
+  ), ()
+
+
+DIAGONAL = TraceRule(init=_free_init, meta_gradient=_free_meta_gradient, next=_diagonal_next)
+
+
+# ----------------------------------------------------------------------------
 # Forward mode: jax.jvp of the whole step, one column per coordinate.
 
 
@@ -314,10 +346,11 @@ def _forward_rule(wrt: str, hvp: bool) -> TraceRule:
 CURVATURE = _forward_rule("log_lr", hvp=True)
 
 # The learning-rate trace, by ``hessian``.
-RULES = {"free": HESSIAN_FREE, "hvp": CURVATURE}
+RULES = {"free": HESSIAN_FREE, "hvp": CURVATURE, "diagonal": DIAGONAL}
 
 # The meta-parameter tangents, by ``hessian``: one column per learned name.
 META_PARAMETER_RULES = {
   "free": _forward_rule("phi", hvp=False),
   "hvp": _forward_rule("phi", hvp=True),
+  "diagonal": _forward_rule("phi", hvp=False),  # The meta-parameters' tangents: as "free".
 }

@@ -34,7 +34,7 @@ PARAMS = {"a": jnp.ones(3), "b": {"c": jnp.ones(2)}}
       r"initial_learning_rate=1.0 .*outside",
     ),
     ({"blocks": "per_neuron"}, r"blocks='per_neuron'.*'scalar', 'per_layer', 'per_leaf'"),
-    ({"hessian": "exact"}, r"hessian='exact' .*\('free', 'hvp'\)"),
+    ({"hessian": "exact"}, r"hessian='exact' .*\('free', 'hvp', 'diagonal'\)"),
     ({"hessian": "hvp", "blocks": "per_weight"}, r"per_weight.*hvp.*'scalar', 'per_layer'"),
   ],
 )
