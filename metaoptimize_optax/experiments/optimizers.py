@@ -40,6 +40,11 @@ Names:
   (``optax.contrib.cocob``), ``dowg`` (``optax.contrib.dowg``), ``momo_adam``
   (``optax.contrib.momo_adam``, handed the batch loss as ``value=``): the
   learning-rate-free peers, at their documented defaults.
+* ``idbd``, ``autostep`` (:mod:`.ancestors`, written from Sutton 1992 and Mahmood et
+  al. 2012; ``update`` takes the batch loss as ``value=`` for the Gauss-Newton
+  curvature ``g^2 / (2 L)``): MetaOptimize's per-weight ancestors;
+  ``idbd_metaoptimize`` is IDBD as MetaOptimize (SGD base, ``blocks="per_weight"``,
+  ``hessian="diagonal"``, SGD meta, ``meta_step_first=True``), the same numbers.
 * ``optax.<alias>`` (``optax.adafactor``, ``optax.contrib.cocob``, ...): any Optax
   optimizer as a peer, called with the entry's parameters as its own keyword
   arguments (``{name: optax.adafactor, learning_rate: 1.0e-2}``).
@@ -58,6 +63,7 @@ import optax
 
 import metaoptimize_optax as mo
 from metaoptimize_optax import _validation
+from metaoptimize_optax.experiments import ancestors
 
 Params = Any
 OptState = Any
@@ -159,11 +165,14 @@ def metaoptimize_rates(state: OptState, step: jax.Array | None = None) -> dict[s
   if isinstance(log_lr, dict) and all(
     isinstance(v, jax.Array) and v.ndim == 0 for v in log_lr.values()
   ):
-    items = [(str(k), v) for k, v in log_lr.items()]
-  else:
-    leaves = jax.tree_util.tree_leaves_with_path(log_lr)
-    items = [(_path_name(path), v) for path, v in leaves]
-  return {name: jnp.exp(jnp.mean(v)).astype(jnp.float32) for name, v in items}
+    return {str(k): jnp.exp(v).astype(jnp.float32) for k, v in log_lr.items()}
+  return _rates_by_leaf(log_lr)
+
+
+def _rates_by_leaf(log_lr: Any) -> dict[str, jax.Array]:
+  """Each leaf's path -> the geometric mean of its rates (``log_lr``: their logs)."""
+  leaves = jax.tree_util.tree_leaves_with_path(log_lr)
+  return {_path_name(path): jnp.exp(jnp.mean(v)).astype(jnp.float32) for path, v in leaves}
 
 
 # ----------------------------------------------------------------------------
@@ -625,6 +634,62 @@ def _schedule_free_adamw(
 
 
 # ----------------------------------------------------------------------------
+# The ancestors: one step size per weight.
+
+
+def _idbd(
+  steps: int, *, initial_learning_rate: float = 0.05, meta_learning_rate: float = 0.01
+) -> BuiltOptimizer:
+  """IDBD (:func:`.ancestors.idbd`), its curvature the Gauss-Newton diagonal of the batch loss."""
+  del steps
+  tx = ancestors.idbd(initial_learning_rate, meta_learning_rate)
+  rates = lambda state, step: _rates_by_leaf(state.log_learning_rate)
+  return BuiltOptimizer(tx, needs_value=True, logged_rates=rates)
+
+
+def _autostep(
+  steps: int,
+  *,
+  initial_learning_rate: float = 0.05,
+  meta_learning_rate: float = 0.01,
+  tau: float = 1e4,
+) -> BuiltOptimizer:
+  """Autostep (:func:`.ancestors.autostep`), at the paper's mu 1e-2 and tau 1e4 by default."""
+  del steps
+  tx = ancestors.autostep(initial_learning_rate, meta_learning_rate, tau)
+  rates = lambda state, step: _rates_by_leaf(jax.tree.map(jnp.log, state.learning_rate))
+  return BuiltOptimizer(tx, needs_value=True, logged_rates=rates)
+
+
+def _idbd_metaoptimize(
+  steps: int,
+  *,
+  initial_learning_rate: float = 0.05,
+  meta_learning_rate: float = 0.01,
+  gamma: float = 1.0,
+) -> BuiltOptimizer:
+  """IDBD as MetaOptimize: SGD base, per-weight rates, ``hessian="diagonal"`` (the
+  Gauss-Newton curvature of the batch loss), SGD meta, the meta step first."""
+  del steps
+  inner = mo.metaoptimize(
+    optax.sgd(1.0),
+    optax.sgd(meta_learning_rate),
+    initial_learning_rate=initial_learning_rate,
+    blocks="per_weight",
+    hessian="diagonal",
+    gamma=gamma,
+    meta_step_first=True,
+  )
+
+  def update_fn(updates, state, params=None, *, value=None, **extra_args):
+    curvature = ancestors.gauss_newton_diagonal(updates, value)
+    return inner.update(updates, state, params, curvature=curvature, **extra_args)
+
+  tx = optax.GradientTransformationExtraArgs(inner.init, update_fn)
+  return BuiltOptimizer(tx, needs_value=True, logged_rates=metaoptimize_rates, is_metaoptimize=True)
+
+
+# ----------------------------------------------------------------------------
 # Any Optax alias: a peer named "optax.<alias>", or a MetaOptimize base.
 
 OPTAX_PREFIX = "optax."
@@ -743,6 +808,11 @@ REGISTRY: Mapping[str, OptimizerSpec] = types.MappingProxyType(
     "momo_adam": OptimizerSpec(
       _momo_adam, "MoMo-Adam, Polyak step on the batch loss (optax.contrib)"
     ),
+    "idbd": OptimizerSpec(_idbd, "IDBD (Sutton 1992): per-weight step sizes"),
+    "autostep": OptimizerSpec(_autostep, "Autostep (Mahmood et al. 2012): IDBD normalised"),
+    "idbd_metaoptimize": OptimizerSpec(
+      _idbd_metaoptimize, "IDBD as MetaOptimize (SGD base, per-weight, diagonal curvature)"
+    ),
   }
 )
 
@@ -793,6 +863,7 @@ NUMERIC_PARAMETERS: Mapping[str, tuple[str, Callable[[float], bool]]] = types.Ma
         "alpha",
         "clip_norm",
         "init_estim_sq_dist",
+        "tau",
       ),
       _POSITIVE,
     ),

@@ -45,7 +45,9 @@ def test_every_name_builds_and_steps(name):
     params, state, rates = _step(opt, params, state, jnp.int32(t))
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(params))
   assert rates and all(np.isfinite(float(v)) and float(v) >= 0 for v in rates.values())
-  assert opt.is_metaoptimize == (name in ("metaoptimize", "hypergradient", "recommended"))
+  assert opt.is_metaoptimize == (
+    name in ("metaoptimize", "hypergradient", "recommended", "idbd_metaoptimize")
+  )
   assert (opt.eval_params is not None) == (name == "schedule_free_adamw")
 
 
