@@ -30,10 +30,11 @@ Where to add what:
 
 Modules: :mod:`.spec` (the data types and the names of the file fields, a leaf),
 :mod:`.config` (the YAML schema), :mod:`.plan` (the config resolved: everything built
-once), :mod:`.optimizers` (registry names to Optax transformations), :mod:`.workloads`
-and :mod:`.models` (the tasks and their Flax NNX models), :mod:`.runner` (training,
-evaluation, checkpoints with :mod:`.checkpoints`), :mod:`.results` (the results
-directory: written and read there), :mod:`.summary` (one directory: ``summary.md``,
-plots; CLI verb ``summarize``), :mod:`.report` (several directories; CLI verb
-``report``), :mod:`.benchmarks` (speed and memory; CLI verb ``bench``), :mod:`.cli`.
+once), :mod:`.optimizers` (registry names to Optax transformations; IDBD and Autostep in
+:mod:`.ancestors`), :mod:`.workloads` and :mod:`.models` (the tasks and their Flax NNX
+models), :mod:`.runner` (training, evaluation, checkpoints with :mod:`.checkpoints`),
+:mod:`.results` (the results directory: written and read there), :mod:`.summary` (one
+directory: ``summary.md``, plots; CLI verb ``summarize``), :mod:`.report` (several
+directories; CLI verb ``report``), :mod:`.benchmarks` (speed and memory; CLI verb
+``bench``), :mod:`.cli`.
 """
