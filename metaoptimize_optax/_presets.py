@@ -46,7 +46,8 @@ _COMMON_ARGS = """\
     weight_decay_mask: the decayed weights (see :func:`metaoptimize`).
     gamma: discount of future losses, in [0, 1], or a schedule (paper: 1).
     blocks: which weights share a learning rate (see :func:`metaoptimize`).
-    hessian: ``"free"`` (the paper's trace) or ``"hvp"`` (curvature-aware).
+    hessian: ``"free"`` (the paper's trace), ``"diagonal"`` (IDBD's trace; ``update``
+      then takes ``curvature=``) or ``"hvp"`` (curvature-aware).
     min_learning_rate: optional lower clamp of the learned rates.
     max_learning_rate: optional upper clamp of the learned rates.
     meta_parameters: hyperparameters learned beside the learning rate, a mapping

@@ -147,7 +147,7 @@ def recommended(
     weight_decay_mask: the decayed weights (see :func:`metaoptimize`).
     blocks: which weights share a learning rate (see :func:`metaoptimize`);
       None: ``"scalar"`` with ``total_steps``, ``"per_layer"`` on a stream.
-    hessian: ``"free"`` (default) or ``"hvp"``.
+    hessian: ``"free"`` (default), ``"diagonal"`` or ``"hvp"`` (see :func:`metaoptimize`).
     min_learning_rate: optional lower clamp of the learned rates.
     max_learning_rate: optional upper clamp of the learned rates.
     meta_parameters: hyperparameters learned beside the learning rate (see
