@@ -96,3 +96,17 @@ def test_the_import_graph_has_no_cycle():
     if not n.startswith("metaoptimize_optax.experiments")
     for t in ts
   )
+
+
+def test_one_version_and_typed():
+  """The version is written once (pyproject.toml reads the package's), and the package
+  says it is typed (PEP 561)."""
+  import pathlib
+  from importlib.metadata import version
+
+  import metaoptimize_optax as mo
+
+  assert version("metaoptimize-optax") == mo.__version__
+  assert (pathlib.Path(mo.__file__).parent / "py.typed").exists()
+  pyproject = (pathlib.Path(mo.__file__).parents[1] / "pyproject.toml").read_text()
+  assert not any(line.startswith('version = "') for line in pyproject.splitlines())
