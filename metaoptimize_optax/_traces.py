@@ -172,9 +172,9 @@ def _first_value(d: jax.Array) -> jax.Array:
 
 def _explicit_axes(d: jax.Array) -> tuple[str, ...]:
   """The Explicit mesh axes ``d`` is sharded over in its type (none on Auto axes)."""
-  sharding = getattr(jax.typeof(d), "sharding", None) if hasattr(jax, "typeof") else None
+  sharding = getattr(jax.typeof(d), "sharding", None)
   spec, mesh = getattr(sharding, "spec", None), getattr(sharding, "mesh", None)
-  if not spec or mesh is None or not hasattr(jax.sharding, "AxisType"):
+  if not spec or mesh is None:
     return ()
   kinds = dict(zip(mesh.axis_names, mesh.axis_types, strict=True))
   entries = [e if isinstance(e, tuple) else (e,) for e in spec if e is not None]

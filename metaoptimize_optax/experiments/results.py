@@ -183,9 +183,6 @@ class RunRecords:
     return math.inf if self.diverged is not None or value is None else value
 
 
-TRAIN_RECORD_KEYS = spec.TRAIN_FIELDS
-
-
 def _interval_steps(train: Records) -> list[int]:
   """The number of steps each train record averages (its step minus the previous one's)."""
   steps = [r["step"] for r in train]
@@ -198,7 +195,7 @@ def online_means(train: Records) -> dict[str, float]:
   sums: dict[str, list[float]] = {}
   for r, w in zip(train, weights, strict=True):
     for k, v in r.items():
-      if k not in TRAIN_RECORD_KEYS and isinstance(v, int | float) and v is not None:
+      if k not in spec.TRAIN_FIELDS and isinstance(v, int | float) and v is not None:
         acc = sums.setdefault(k, [0.0, 0])
         acc[0] += w * float(v)
         acc[1] += w
@@ -221,7 +218,7 @@ def online_curve(train: Records, steps: int, bins: int = 10) -> dict[str, list[f
   numeric = lambda v: isinstance(v, int | float) and not isinstance(v, bool)
   keys = list(
     dict.fromkeys(
-      k for r in train for k, v in r.items() if k not in TRAIN_RECORD_KEYS and numeric(v)
+      k for r in train for k, v in r.items() if k not in spec.TRAIN_FIELDS and numeric(v)
     )
   )
   for k in keys:

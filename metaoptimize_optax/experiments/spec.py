@@ -1,10 +1,12 @@
 """The experiment's data types and the names of its file fields, written once.
 
 A leaf module: the config (:mod:`.config`) turns YAML into these types, the
-plan (:mod:`.plan`) resolves them, the runner (:mod:`.runner`) writes records
-whose keys are named here, and the results (:mod:`.results`), summary and
-report read them back with nothing but this module. A rename here is a change
-of the file formats, pinned by the tests.
+plan (:mod:`.plan`) resolves them, and the results (:mod:`.results`), summary
+and report read a results directory back with these types, without the
+config's validation or the optimizer registry. The fields of the runner's
+start record and the optimizer-side fields of its train records are listed
+here; the tests pin them against what :mod:`.runner` writes, so a rename is a
+change of the file format on purpose.
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-# The events of a run's metrics records (metrics.jsonl), in the order they come.
-START, TRAIN, EVAL, DIVERGED, END = "start", "train", "eval", "diverged", "end"
+START = "start"  # The event of a run's first record in metrics.jsonl.
 # The fields of the start record: what ran, so that reading a results directory
 # needs neither the config's validation nor the optimizer registry.
 START_FIELDS = (

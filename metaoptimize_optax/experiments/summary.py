@@ -44,7 +44,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from metaoptimize_optax.experiments import results
+from metaoptimize_optax.experiments import results, spec
 from metaoptimize_optax.experiments.spec import ExperimentConfig, format_value
 from metaoptimize_optax.experiments.workloads import base
 from metaoptimize_optax.experiments.workloads.base import ONLINE_PREFIX
@@ -72,7 +72,7 @@ def _final_metrics(run: results.RunRecords) -> dict[str, float]:
       {
         f"train_{k}": v
         for k, v in train[-1].items()
-        if k not in results.TRAIN_RECORD_KEYS and v is not None
+        if k not in spec.TRAIN_FIELDS and v is not None
       }
     )
   evals = run.evals
