@@ -7,7 +7,7 @@ Layout, under a config's ``output_dir``::
   <optimizer>/seed<k>/checkpoints/     Orbax checkpoints (when checkpoint_every > 0)
   <optimizer>/<grid point>/seed<k>/    the same, for each point of a grid
   summary.md, summary.json             the comparison table (summary.py)
-  loss.png, learning_rates.png         the plots (summary.py)
+  loss.png, learning_rates.png         the figures (plots.py, written by summary.py)
 
 Records of ``metrics.jsonl`` (``step`` counts the updates done):
 
@@ -152,6 +152,10 @@ class RunRecords:
     return end["status"] if end else "incomplete"
 
   @property
+  def start(self) -> dict[str, Any] | None:
+    return next(iter_events(self.records, spec.START), None)
+
+  @property
   def train(self) -> Records:
     return list(iter_events(self.records, "train"))
 
@@ -231,19 +235,6 @@ def online_curve(train: Records, steps: int, bins: int = 10) -> dict[str, list[f
   return out
 
 
-def recorded_primary_metric(runs: Sequence[RunRecords]) -> str | None:
-  """The workload's primary metric from the runs' start records (None if none says)."""
-  return next(
-    (
-      r["primary_metric"]
-      for run in runs
-      for r in iter_events(run.records, "start")
-      if r.get("primary_metric")
-    ),
-    None,
-  )
-
-
 def selection_metric(primary: str) -> str:
   """What picks a grid point: the primary metric when it is an online loss (measured on
   training data, so no held-out data is used to tune), else the final training loss."""
@@ -277,12 +268,21 @@ class OptimizerResults:
   points: tuple[PointResults, ...]
   chosen: PointResults
   is_metaoptimize: bool
-  # The workload's primary metric ("online_loss", "test_accuracy", ...).
-  primary_metric: str = "train_loss"
 
 
-def load_results(output_dir: str | pathlib.Path) -> tuple[ExperimentConfig, list[OptimizerResults]]:
-  """The config and every optimizer's runs found in a results directory.
+@dataclasses.dataclass(frozen=True)
+class Results:
+  """A results directory read back: its config, the runs of each optimizer that has any,
+  and the workload's primary metric (from the runs' start records; ``"train_loss"`` for
+  runs from before they recorded it)."""
+
+  config: ExperimentConfig
+  optimizers: tuple[OptimizerResults, ...]
+  primary_metric: str
+
+
+def load_results(output_dir: str | pathlib.Path) -> Results:
+  """Reads a results directory: the config and every optimizer's runs.
 
   Raises:
     ConfigError: if the directory holds no ``config.yaml`` (not a results directory).
@@ -309,23 +309,22 @@ def load_results(output_dir: str | pathlib.Path) -> tuple[ExperimentConfig, list
       points.append(PointResults(point, tuple(runs)))
     if any(p.runs for p in points):
       found.append((opt, points))
-  primary = (
-    recorded_primary_metric([run for _, points in found for p in points for run in p.runs])
-    or "train_loss"
-  )
+  starts = [run.start or {} for _, points in found for p in points for run in p.runs]
+  primary = next((s["primary_metric"] for s in starts if s.get("primary_metric")), "train_loss")
   select = selection_metric(primary)
   loaded = []
   for opt, points in found:
     chosen = min(points, key=lambda p: (p.score(select), not p.runs))
     is_mo = _is_metaoptimize(opt, [run for p in points for run in p.runs])
-    loaded.append(OptimizerResults(opt, tuple(points), chosen, is_mo, primary))
-  return config, loaded
+    loaded.append(
+      OptimizerResults(optimizer=opt, points=tuple(points), chosen=chosen, is_metaoptimize=is_mo)
+    )
+  return Results(config=config, optimizers=tuple(loaded), primary_metric=primary)
 
 
 def _is_metaoptimize(optimizer: OptimizerConfig, runs: Sequence[RunRecords]) -> bool:
   """What the runs' start records say (by registry name for runs from before they did)."""
   for run in runs:
-    start = next((r for r in run.records if r.get("event") == spec.START), None)
-    if start is not None and "metaoptimize" in start:
-      return bool(start["metaoptimize"])
+    if "metaoptimize" in (run.start or {}):
+      return bool(run.start["metaoptimize"])
   return optimizer.name in spec.METAOPTIMIZE_NAMES_BEFORE_THE_FLAG

@@ -1,7 +1,8 @@
 """Reports: the comparison table and plots of a results directory.
 
-:func:`results.load_results` reads a results directory (see :mod:`.results`) into one
-:class:`results.OptimizerResults` per optimizer of its config; for an optimizer with a
+:func:`results.load_results` reads a results directory (see :mod:`.results`) into
+:class:`results.Results`: one :class:`results.OptimizerResults` per optimizer of its
+config, and the workload's primary metric; for an optimizer with a
 grid it keeps the point with the lowest final training loss (the mean over
 seeds of :func:`.results.final_train_loss`, the table's train loss; a diverged
 run counts as infinite) or, on a
@@ -23,13 +24,8 @@ final training loss for results written before it was) ranks the optimizers.
   the logged training loss first reached ``target_loss``; the time per step
   (first, compiling step excluded); notes on grids and diverged runs;
 * ``summary.json``: the same, as data;
-* ``loss.png``: training loss (and evaluation loss) of every optimizer;
-* ``learning_rates.png``: the learned learning rate of each MetaOptimize
-  optimizer over time, one line per block, log scale (and the peers' rates in
-  a last panel).
-
-Figures are made with matplotlib's object-oriented ``Figure`` (drawn by the Agg
-canvas; no pyplot state, no display needed).
+* ``loss.png``, ``learning_rates.png`` and, when some run learned one,
+  ``meta_parameters.png``: the figures of :mod:`.plots`.
 """
 
 from __future__ import annotations
@@ -40,11 +36,9 @@ import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import matplotlib
 import numpy as np
-from matplotlib.figure import Figure
 
-from metaoptimize_optax.experiments import results, spec
+from metaoptimize_optax.experiments import plots, results, spec
 from metaoptimize_optax.experiments.spec import ExperimentConfig, format_value
 from metaoptimize_optax.experiments.workloads import base
 from metaoptimize_optax.experiments.workloads.base import ONLINE_PREFIX
@@ -107,11 +101,6 @@ def final_stats(runs: Sequence[results.RunRecords]) -> dict[str, dict[str, float
   return {k: mean_std(v) for k, v in metrics.items()}
 
 
-def primary_metric(loaded: Sequence[results.OptimizerResults]) -> str:
-  """The primary metric of a results directory's workload ("train_loss" when unrecorded)."""
-  return loaded[0].primary_metric if loaded else "train_loss"
-
-
 def mean_curve(runs: Sequence[results.RunRecords], steps: int, bins: int = 10) -> dict[str, Any]:
   """:func:`.results.online_curve` of each finished run, averaged (None where none has one)."""
   curves = [results.online_curve(r.train, steps, bins) for r in runs if r.status == "finished"]
@@ -143,13 +132,11 @@ def rank(rows: Sequence[Mapping[str, Any]], metric: str) -> list[int | None]:
   return out
 
 
-def summarize(
-  config: ExperimentConfig, loaded: Sequence[results.OptimizerResults]
-) -> dict[str, Any]:
+def summarize(found: results.Results) -> dict[str, Any]:
   """The comparison as data (what ``summary.json`` holds)."""
-  primary = primary_metric(loaded)
+  config, primary = found.config, found.primary_metric
   rows = []
-  for res in loaded:
+  for res in found.optimizers:
     runs = res.chosen.runs
     finished = [r for r in runs if r.status == "finished"]
     step_times = [
@@ -313,7 +300,7 @@ def curve_table(summary: dict[str, Any], metric: str = "loss") -> str:
   return "\n".join(lines)
 
 
-def markdown(config: ExperimentConfig, summary: dict[str, Any]) -> str:
+def summary_markdown(config: ExperimentConfig, summary: dict[str, Any]) -> str:
   """The whole ``summary.md``."""
   seeds = summary["seeds"]
   parts = [f"# {config.workload.name}: {len(summary['optimizers'])} optimizers", ""]
@@ -367,226 +354,6 @@ def markdown(config: ExperimentConfig, summary: dict[str, Any]) -> str:
   return "\n".join(parts)
 
 
-# ----------------------------------------------------------------------------
-# Plots.
-
-
-def _curve(runs: Sequence[results.RunRecords], event: str, key: str) -> tuple[np.ndarray, ...]:
-  """Steps, mean, min and max of ``key`` over the runs that logged each step."""
-  by_step: dict[int, list[float]] = {}
-  for run in runs:
-    for r in results.iter_events(run.records, event):
-      if r.get(key) is not None:
-        by_step.setdefault(r["step"], []).append(float(r[key]))
-  steps = np.asarray(sorted(by_step))
-  vals = [by_step[s] for s in steps]
-  return (
-    steps,
-    np.asarray([np.mean(v) for v in vals]),
-    np.asarray([np.min(v) for v in vals]),
-    np.asarray([np.max(v) for v in vals]),
-  )
-
-
-def _eval_loss_key(loaded: Sequence[results.OptimizerResults]) -> str | None:
-  keys = {
-    k
-    for res in loaded
-    for run in res.chosen.runs
-    for r in run.evals
-    for k in r
-    if k.endswith("_loss")
-  }
-  for preferred in ("test_loss", "valid_loss", "eval_loss"):
-    if preferred in keys:
-      return preferred
-  return sorted(keys)[0] if keys else None
-
-
-def run_label(res: results.OptimizerResults) -> str:
-  """The display name, with the chosen grid point for a tuned optimizer."""
-  point = res.chosen.point.label
-  return res.optimizer.display_name + (f" ({point})" if res.optimizer.grid else "")
-
-
-def line_color(i: int, n: int) -> Any:
-  """The color of optimizer ``i`` of ``n`` (distinct for up to 20)."""
-  return f"C{i % 10}" if n <= 10 else matplotlib.colormaps["tab20"](i % 20)
-
-
-def panel_axes(n: int, width: float = 6.0, height: float = 4.2, ncols: int = 3) -> tuple[Any, list]:
-  """A ``Figure`` with ``n`` panels (at least one) in rows of ``ncols``, and its axes."""
-  ncols = max(1, min(n, ncols))
-  nrows = max(1, -(-n // ncols))
-  fig = Figure(figsize=(width * ncols, height * nrows))
-  axes = fig.subplots(nrows, ncols, squeeze=False)
-  flat = list(axes.ravel())
-  for ax in flat[n:]:
-    ax.set_visible(False)
-  return fig, flat[: max(n, 1)]
-
-
-def plot_losses(config: ExperimentConfig, loaded: Sequence[results.OptimizerResults]) -> Figure:
-  """Training loss (and evaluation loss) of every optimizer: mean over seeds, min–max band.
-
-  Diverged runs are drawn up to their divergence (marked x) and left out of the
-  y range.
-  """
-  eval_key = _eval_loss_key(loaded)
-  panels = [
-    ("train", "loss", "online training loss: each batch before its update (mean per log interval)")
-  ]
-  if eval_key:
-    panels.append(("eval", eval_key, eval_key.replace("_", " ")))
-  fig, axes = panel_axes(len(panels), 6.5, 4.5)
-  for ax, (event, key, title) in zip(axes, panels, strict=True):
-    finite_range: list[float] = []
-    for i, res in enumerate(loaded):
-      color = line_color(i, len(loaded))
-      steps, mean, lo, hi = _curve(res.chosen.runs, event, key)
-      ax.plot(
-        steps,
-        mean,
-        color=color,
-        label=run_label(res),
-        linewidth=2.0 if res.is_metaoptimize else 1.2,
-      )
-      if len(res.chosen.runs) > 1 and steps.size:
-        ax.fill_between(steps, lo, hi, color=color, alpha=0.15, linewidth=0)
-      diverged = [r.diverged["step"] for r in res.chosen.runs if r.diverged is not None]
-      if diverged and steps.size:
-        ax.plot([min(diverged)], [mean[-1]], marker="x", color=color, markersize=9)
-      if not diverged:
-        finite_range += [*lo, *hi]
-    if finite_range:
-      top, bottom = max(finite_range), min(finite_range)
-      if bottom > 0:
-        ax.set_yscale("log")
-        ax.set_ylim(bottom / 1.3, top * 1.3)
-      else:
-        pad = 0.05 * (top - bottom or 1.0)
-        ax.set_ylim(bottom - pad, top + pad)
-    ax.set_xlabel("step")
-    ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-  axes[0].legend(fontsize=8)
-  fig.suptitle(
-    f"{config.workload.name}: loss, mean over {len(config.seeds)} seed(s), "
-    "band min–max; x: diverged"
-  )
-  fig.tight_layout()
-  return fig
-
-
-def plot_learning_rates(
-  config: ExperimentConfig, loaded: Sequence[results.OptimizerResults]
-) -> Figure:
-  """The learning rate of each MetaOptimize optimizer over time, one line per block.
-
-  One panel per MetaOptimize optimizer with every seed (one color per block;
-  the first seed drawn thicker), log scale, and a last panel with the peers'
-  learning rates (schedules and estimates; first seed), in their loss-plot colors.
-  """
-  mo_results = [r for r in loaded if r.is_metaoptimize]
-  peers = [(i, r) for i, r in enumerate(loaded) if not r.is_metaoptimize]
-  fig, axes = panel_axes(len(mo_results) + bool(peers))
-  for ax, res in zip(axes, mo_results, strict=False):
-    blocks = list(
-      dict.fromkeys(b for run in res.chosen.runs for r in run.train for b in r["learning_rate"])
-    )
-    for j, block in enumerate(blocks):
-      for k, run in enumerate(res.chosen.runs):
-        pts = [
-          (r["step"], r["learning_rate"][block])
-          for r in run.train
-          if (r["learning_rate"].get(block) or 0) > 0
-        ]
-        if pts:
-          s, v = zip(*pts, strict=True)
-          ax.plot(
-            s,
-            v,
-            color=f"C{j % 10}",
-            linewidth=1.4 if k == 0 else 0.7,
-            alpha=1.0 if k == 0 else 0.5,
-            label=(block or '""') if k == 0 else None,  # "": the leaves at the root.
-          )
-    ax.set_yscale("log")
-    ax.set_title(f"{run_label(res)}: learned learning rate", fontsize=10)
-    ax.set_xlabel("step")
-    ax.grid(alpha=0.3, which="both")
-    if 0 < len(blocks) <= 12:
-      ax.legend(fontsize=7, title="block", title_fontsize=7)
-  if peers:
-    ax = axes[len(mo_results)]
-    for i, res in peers:
-      pts = [
-        (r["step"], v)
-        for r in res.chosen.runs[0].train
-        for v in list(r["learning_rate"].values())[:1]
-        if (v or 0) > 0
-      ]
-      if pts:
-        s, v = zip(*pts, strict=True)
-        ax.plot(s, v, color=line_color(i, len(loaded)), linestyle="--", label=run_label(res))
-    ax.set_yscale("log")
-    ax.set_title("peers: learning rate (schedule or estimate)", fontsize=10)
-    ax.set_xlabel("step")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
-  if not loaded:
-    axes[0].text(0.5, 0.5, "no runs", ha="center", va="center")
-  fig.suptitle(f"{config.workload.name}: learning rates (log scale)")
-  fig.tight_layout()
-  return fig
-
-
-def plot_meta_parameters(
-  config: ExperimentConfig, loaded: Sequence[results.OptimizerResults]
-) -> Figure:
-  """The learned meta-parameters over time: one panel per name, one line per optimizer.
-
-  Every seed is drawn, the first thicker, in the optimizer's loss-plot color.
-  """
-  names = list(
-    dict.fromkeys(
-      name
-      for res in loaded
-      for run in res.chosen.runs
-      for r in run.train
-      for name in r.get("meta_parameters") or {}
-    )
-  )
-  fig, axes = panel_axes(max(len(names), 1))
-  for ax, name in zip(axes, names, strict=False):
-    for i, res in enumerate(loaded):
-      for k, run in enumerate(res.chosen.runs):
-        pts = [
-          (r["step"], r["meta_parameters"][name])
-          for r in run.train
-          if name in (r.get("meta_parameters") or {})
-        ]
-        if pts:
-          s, v = zip(*pts, strict=True)
-          ax.plot(
-            s,
-            v,
-            color=line_color(i, len(loaded)),
-            linewidth=1.4 if k == 0 else 0.7,
-            alpha=1.0 if k == 0 else 0.5,
-            label=run_label(res) if k == 0 else None,
-          )
-    ax.set_title(f"learned {name}", fontsize=10)
-    ax.set_xlabel("step")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-  if not names:
-    axes[0].text(0.5, 0.5, "no learned meta-parameters", ha="center", va="center")
-  fig.suptitle(f"{config.workload.name}: meta-parameters learned beside the learning rate")
-  fig.tight_layout()
-  return fig
-
-
 def write_summary(output_dir: str | pathlib.Path) -> str:
   """Writes ``summary.md``, ``summary.json``, ``loss.png`` and ``learning_rates.png``.
 
@@ -594,13 +361,13 @@ def write_summary(output_dir: str | pathlib.Path) -> str:
     The Markdown table.
   """
   out = pathlib.Path(output_dir)
-  config, loaded = results.load_results(out)
-  summary = summarize(config, loaded)
+  found = results.load_results(out)
+  summary = summarize(found)
   (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-  (out / "summary.md").write_text(markdown(config, summary))
-  plots = [("loss.png", plot_losses), ("learning_rates.png", plot_learning_rates)]
+  (out / "summary.md").write_text(summary_markdown(found.config, summary))
+  figures = [("loss.png", plots.loss_figure), ("learning_rates.png", plots.learning_rate_figure)]
   if any(row["meta_parameters"] for row in summary["optimizers"]):
-    plots.append(("meta_parameters.png", plot_meta_parameters))
-  for name, make in plots:
-    make(config, loaded).savefig(out / name, dpi=110)
+    figures.append(("meta_parameters.png", plots.meta_parameter_figure))
+  for name, make in figures:
+    make(found).savefig(out / name, dpi=110)
   return table(summary)

@@ -99,7 +99,7 @@ def quadratic(tmp_path):
 
 @pytest.fixture
 def mlp(tmp_path):
-  """A test split with accuracy; methods in another order, one new and unfinished."""
+  """A test split with accuracy; optimizers in another order, one new and unfinished."""
   _, opts = _results_dir(
     tmp_path / "mlp",
     _config(
@@ -161,9 +161,9 @@ def test_quality_tables(quadratic, mlp, tmp_path, capsys):
   ]
   assert "Metric of each row: test accuracy: mnist1d_mlp." in md
 
-  by_method = (out / "quality_by_method.md").read_text()
-  assert _table(by_method, "Final loss") == [
-    "| Method | noisy_quadratic | mnist1d_mlp |",
+  by_optimizer = (out / "quality_by_optimizer.md").read_text()
+  assert _table(by_optimizer, "Final loss") == [
+    "| Optimizer | noisy_quadratic | mnist1d_mlp |",
     "|---|---|---|",
     "| MO | 0.6 ± 0.1 | **0.8 ± 0** |",
     "| AdamW | **0.5 ± 0.1** | 1.1 ± 0.1 |",
@@ -173,7 +173,7 @@ def test_quality_tables(quadratic, mlp, tmp_path, capsys):
   ]
 
   data = json.loads((out / "quality.json").read_text())
-  assert data["methods"] == ["MO", "AdamW", "Bad", "Half", "Prodigy"]
+  assert data["optimizers"] == ["MO", "AdamW", "Bad", "Half", "Prodigy"]
   quad, mlp_row = data["loss"]
   assert quad["metric"] == "train_loss" and mlp_row["metric"] == "test_loss"
   adamw = quad["cells"]["AdamW"]
@@ -202,7 +202,7 @@ def test_loss_train_writes_the_training_loss_once(quadratic, mlp, tmp_path):
   ]
 
 
-def test_methods_choose_and_order_the_columns(quadratic, mlp, tmp_path):
+def test_optimizers_choose_and_order_the_columns(quadratic, mlp, tmp_path):
   out = tmp_path / "report"
   assert (
     cli.main(
@@ -212,9 +212,9 @@ def test_methods_choose_and_order_the_columns(quadratic, mlp, tmp_path):
         str(mlp),
         "--output-dir",
         str(out),
-        "--methods",
+        "--optimizers",
         "AdamW,MO",
-        "--lr-methods",
+        "--lr-optimizers",
         "MO",
       ]
     )
@@ -232,13 +232,16 @@ def test_methods_choose_and_order_the_columns(quadratic, mlp, tmp_path):
   "args, message",
   [
     (
-      ["--methods", "MO,Nope"],
-      "--methods 'Nope': not found; the methods of these results: MO, AdamW, Bad, Half",
+      ["--optimizers", "MO,Nope"],
+      "--optimizers 'Nope': not found; the optimizers of these results: MO, AdamW, Bad, Half",
     ),
-    (["--lr-methods", "AdamW"], "--lr-methods 'AdamW': not found; the MetaOptimize methods"),
+    (
+      ["--lr-optimizers", "AdamW"],
+      "--lr-optimizers 'AdamW': not found; the MetaOptimize optimizers",
+    ),
   ],
 )
-def test_unknown_methods_are_an_error(quadratic, tmp_path, capsys, args, message):
+def test_unknown_optimizers_are_an_error(quadratic, tmp_path, capsys, args, message):
   assert cli.main(["report", str(quadratic), "--output-dir", str(tmp_path / "r"), *args]) == 2
   assert message in capsys.readouterr().err
 
@@ -314,11 +317,13 @@ def test_robustness_sweep(robustness_dir, mlp, tmp_path, capsys):
   assert meta["settings"] == {"base": "adamw", "meta": "lion"}
   assert meta["spread"] == pytest.approx(0.15) and adamw["spread"] is None
   assert [p["mean"] for p in recommended["points"]] == pytest.approx([0.95, 0.9, 0.8, 0.85])
+  # The file format: each point names its optimizer (display name) under "optimizer".
+  assert set(adamw["points"][0]) >= {"rate", "optimizer", "point", "mean", "std"}
   for name in ("robustness.png", "learning_rates.png"):
     png = (out / name).read_bytes()
     assert png[:8] == PNG and len(png) > 10_000
 
-  # The quality table shows each method's best grid point.
+  # The quality table shows each optimizer's best grid point.
   (row, _) = json.loads((out / "quality.json").read_text())["loss"]
   assert row["workload"] == "mnist1d_mlp (robustness)"
   assert row["cells"]["MetaOptimize"]["point"] == "initial_learning_rate=0.001"
@@ -351,7 +356,7 @@ def test_sweeps_from_separate_entries(tmp_path):
   (workload,) = loading.load_workloads([tmp_path / "r"])
   (sweep,) = robustness.find_sweeps(workload)  # one rate alone is no sweep
   assert (sweep.label, sweep.parameter) == ("MO", "initial_learning_rate")
-  assert [(p.rate, p.method) for p in sweep.points] == [(1e-4, "MO 1e-4"), (1e-3, "MO 1e-3")]
+  assert [(p.rate, p.display_name) for p in sweep.points] == [(1e-4, "MO 1e-4"), (1e-3, "MO 1e-3")]
   assert [p.cell["mean"] for p in sweep.points] == pytest.approx([0.5, 0.6])
   assert robustness.has_robustness_sweep([sweep])
 
@@ -391,7 +396,7 @@ def test_help(capsys):
     cli.main(["report", "--help"])
   assert exit_info.value.code == 0
   text = capsys.readouterr().out
-  for word in ("RESULTS_DIR", "--output-dir", "--methods", "--lr-methods", "robustness"):
+  for word in ("RESULTS_DIR", "--output-dir", "--optimizers", "--lr-optimizers", "robustness"):
     assert word in text
 
 

@@ -14,7 +14,7 @@ from exp_helpers import tiny_classifier
 import metaoptimize_optax as mo
 from metaoptimize_optax.experiments import config as config_lib
 from metaoptimize_optax.experiments import optimizers as optimizer_lib
-from metaoptimize_optax.experiments import plan, results, runner
+from metaoptimize_optax.experiments import plan, plots, results, runner
 from metaoptimize_optax.experiments import summary as summary_lib
 from metaoptimize_optax.experiments.report import command as report_command
 from metaoptimize_optax.experiments.report import loading
@@ -155,8 +155,7 @@ def test_run_records_online_metrics_and_primary_metric(tmp_path):
     assert record["loss"] == pytest.approx(float(loss), rel=1e-5)
     updates, state = built.tx.update(grads, state, params)
     params = optax.apply_updates(params, updates)
-  _, loaded = results.load_results(tmp_path)
-  online = loaded[0].chosen.runs[0].online()
+  online = results.load_results(tmp_path).optimizers[0].chosen.runs[0].online()
   assert online["online_loss"] == pytest.approx(np.mean([r["loss"] for r in train]))
 
 
@@ -230,18 +229,18 @@ def stream_dir(tmp_path):
 
 
 def test_stream_ranks_and_tunes_by_mean_online_loss(stream_dir):
-  config, loaded = results.load_results(stream_dir)
-  assert {r.primary_metric for r in loaded} == {"online_loss"}
-  adamw = loaded[1]
+  found = results.load_results(stream_dir)
+  assert found.primary_metric == "online_loss"
+  adamw = found.optimizers[1]
   assert adamw.chosen.point.label == "learning_rate=0.01"  # lowest online, not final, loss
-  summary = summary_lib.summarize(config, loaded)
+  summary = summary_lib.summarize(found)
   assert summary["primary_metric"] == "online_loss"
   assert [r["rank"] for r in summary["optimizers"]] == [2, 1, 3]
   table = summary_lib.table(summary)
   header = table.splitlines()[0]
   assert header.startswith("| Optimizer | rank | online loss (primary) | train loss |")
   assert "best learning_rate=0.01 by online loss" in table
-  md = summary_lib.markdown(config, summary)
+  md = summary_lib.summary_markdown(found.config, summary)
   assert "Online loss over the run" in md
 
   text, _ = report_command.write_cross_report([stream_dir], stream_dir.parent / "report")
@@ -256,16 +255,14 @@ def test_stream_ranks_and_tunes_by_mean_online_loss(stream_dir):
 
 
 def test_streams_plot_ends_the_curve_where_a_seed_diverged(stream_dir):
-  config, _ = results.load_results(stream_dir)
-  fast = config.optimizers[0]
+  fast = results.load_results(stream_dir).config.optimizers[0]
   (results.run_dir(stream_dir, fast, fast.points()[0], 1) / results.METRICS_FILE).unlink()
   results.run_dir(stream_dir, fast, fast.points()[0], 1).rmdir()
   _write_run(stream_dir, fast, fast.points()[0], 1, [3.0, None, None])  # null: non-finite
-  _, loaded = results.load_results(stream_dir)
-  steps, loss = streams_lib.online_curve(loaded[0])
+  steps, loss = plots.online_loss_curve(results.load_results(stream_dir).optimizers[0])
   np.testing.assert_array_equal(steps, [10, 20, 30])
   np.testing.assert_array_equal(loss, [2.0, np.nan, np.nan])
-  fig = streams_lib.plot_streams(loading.load_workloads([stream_dir]), ["Fast", "AdamW", "Slow"])
+  fig = streams_lib.figure(loading.load_workloads([stream_dir]), ["Fast", "AdamW", "Slow"])
   assert fig.axes[0].get_ylim()[1] == pytest.approx(10 * 2.0)  # median of 2.0, 1.0 and 5.0
   report_command.write_cross_report([stream_dir], stream_dir.parent / "report")
   assert (stream_dir.parent / "report" / "streams.png").stat().st_size > 0
@@ -285,7 +282,7 @@ def test_finite_workload_ranks_by_held_out_accuracy(tmp_path):
   a, b = config.optimizers
   _write_run(tmp_path, a, a.points()[0], 0, [1.0, 0.1], primary="test_accuracy", test_accuracy=0.6)
   _write_run(tmp_path, b, b.points()[0], 0, [1.0, 0.5], primary="test_accuracy", test_accuracy=0.9)
-  summary = summary_lib.summarize(*results.load_results(tmp_path))
+  summary = summary_lib.summarize(results.load_results(tmp_path))
   assert summary["primary_metric"] == "test_accuracy"
   assert [r["rank"] for r in summary["optimizers"]] == [2, 1]  # higher accuracy is better
   assert summary["selected_by"] == "train_loss"  # no tuning on held-out data

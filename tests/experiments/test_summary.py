@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from metaoptimize_optax.experiments import config as config_lib
-from metaoptimize_optax.experiments import results
+from metaoptimize_optax.experiments import plots, results
 from metaoptimize_optax.experiments import summary as summary_lib
 
 
@@ -80,11 +80,11 @@ def results_dir(tmp_path):
 
 
 def test_grid_keeps_the_best_finished_point(results_dir):
-  config, loaded = results.load_results(results_dir)
-  adamw = loaded[1]
+  found = results.load_results(results_dir)
+  adamw = found.optimizers[1]
   # 1e-1 reached the lowest loss on seed 0 but diverged on seed 1: it scores infinite.
   assert adamw.chosen.point.label == "learning_rate=0.01"
-  summary = summary_lib.summarize(config, loaded)
+  summary = summary_lib.summarize(found)
   row = summary["optimizers"][1]
   assert row["grid"]["best"] == "learning_rate=0.01"
   assert [p["final_train_loss"] for p in row["grid"]["points"]] == pytest.approx([0.9, 0.25, None])
@@ -137,14 +137,14 @@ SUMMARY_ROW_KEYS = {
 
 
 def test_plots_hold_every_optimizer(results_dir):
-  config, loaded = results.load_results(results_dir)
-  fig = summary_lib.plot_losses(config, loaded)
+  found = results.load_results(results_dir)
+  fig = plots.loss_figure(found)
   labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
   assert labels == ["MO", "AdamW (learning_rate=0.01)", "Bad"]
   assert fig.axes[0].get_yscale() == "log"
   assert len(fig.axes) == 2  # training loss and test loss
 
-  fig = summary_lib.plot_learning_rates(config, loaded)
+  fig = plots.learning_rate_figure(found)
   visible = [ax for ax in fig.axes if ax.get_visible()]
   mo_ax, peers_ax = visible
   assert mo_ax.get_yscale() == "log"

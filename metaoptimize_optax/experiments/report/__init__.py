@@ -1,7 +1,7 @@
 """The cross-workload report: several results directories in one set of tables and plots.
 
-* :mod:`.loading`: the results directories (via :mod:`..results`) and the method names;
-* :mod:`.quality`: the quality table (final loss and accuracy, method x workload);
+* :mod:`.loading`: the results directories (via :mod:`..results`) and the optimizers' display names;
+* :mod:`.quality`: the quality table (final loss and accuracy, optimizer x workload);
 * :mod:`.learning_rates`: the learned learning rates, one panel per workload;
 * :mod:`.meta_parameters`: the learned meta-parameters, one panel per workload;
 * :mod:`.robustness`: final loss against the (initial) learning rate of a sweep;

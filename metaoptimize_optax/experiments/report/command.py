@@ -3,9 +3,9 @@
 ::
 
   metaoptimize-optax report results/mnist1d_mlp results/charlm results/robustness \\
-      --output-dir results/report [--methods A,B,...] [--lr-methods A,...]
+      --output-dir results/report [--optimizers A,B,...] [--lr-optimizers A,...]
 
-Writes ``quality.md``, ``quality.json``, ``quality_by_method.md`` and
+Writes ``quality.md``, ``quality.json``, ``quality_by_optimizer.md`` and
 ``learning_rates.png`` to the output directory (and ``robustness.md``,
 ``robustness.json``, ``robustness.png`` when a directory holds a MetaOptimize
 learning-rate sweep, see :mod:`.robustness`); prints the quality table.
@@ -31,8 +31,8 @@ def add_report_subcommand(sub: Any) -> None:
     help="one report across several results directories (workloads)",
     description="Gather the results directories of several compare runs (one per workload) "
     "into quality.md / quality.json (the final loss, and accuracy, of every "
-    "method on every workload: mean ± std over seeds, the best of each row in "
-    "bold), quality_by_method.md (the same, one row per method), "
+    "optimizer on every workload: mean ± std over seeds, the best of each row in "
+    "bold), quality_by_optimizer.md (the same, one row per optimizer), "
     "learning_rates.png (the learned rates, one panel per workload) and, for a "
     "directory with a MetaOptimize learning-rate sweep (e.g. "
     "configs/robustness.yaml), robustness.md / .json / .png (final loss against "
@@ -50,17 +50,18 @@ def add_report_subcommand(sub: Any) -> None:
     help="where to write the report (default results/report)",
   )
   p.add_argument(
-    "--methods",
+    "--optimizers",
     action="append",
     metavar="NAME,NAME,...",
-    help="the methods (display names) of the tables, in this order; default: "
+    help="the optimizers (display names) of the tables, in this order; default: "
     "all, in order of first appearance; repeatable",
   )
   p.add_argument(
-    "--lr-methods",
+    "--lr-optimizers",
     action="append",
     metavar="NAME,NAME,...",
-    help="the MetaOptimize methods of learning_rates.png; default: those of the tables; repeatable",
+    help="the MetaOptimize optimizers (display names) of learning_rates.png; default: "
+    "those of the tables; repeatable",
   )
   p.add_argument(
     "--loss",
@@ -75,8 +76,8 @@ def add_report_subcommand(sub: Any) -> None:
 def write_cross_report(
   results_dirs: Sequence[str | pathlib.Path],
   output_dir: str | pathlib.Path,
-  methods: Sequence[str] | None = None,
-  lr_methods: Sequence[str] | None = None,
+  names: Sequence[str] | None = None,
+  lr_optimizers: Sequence[str] | None = None,
   loss: str = "held-out",
 ) -> tuple[str, list[str]]:
   """Writes the report of ``results_dirs`` to ``output_dir``.
@@ -84,8 +85,8 @@ def write_cross_report(
   Args:
     results_dirs: results directories, one row each, in this order.
     output_dir: created if needed; must not be one of ``results_dirs``.
-    methods: the table's columns (display names), in order; None: every method.
-    lr_methods: the MetaOptimize methods to draw; None: those among ``methods``.
+    names: the table's columns (display names), in order; None: every optimizer.
+    lr_optimizers: the MetaOptimize optimizers to draw; None: those among ``names``.
     loss: the final loss reported: "held-out" (test, when there is one) or "train".
 
   Returns:
@@ -94,7 +95,7 @@ def write_cross_report(
 
   Raises:
     ConfigError: for a directory that is not a results directory, an output
-      directory among them, or an unknown method.
+      directory among them, or an unknown display name.
   """
   from metaoptimize_optax.experiments.report import (
     learning_rates,
@@ -112,12 +113,12 @@ def write_cross_report(
       "write the report elsewhere (it would replace learning_rates.png)."
     )
   workloads = loading.load_workloads(results_dirs, loss)
-  columns = loading.select(methods, loading.all_methods(workloads), "--methods")
-  mo_methods = loading.metaoptimize_methods(workloads)
+  columns = loading.select(names, loading.all_display_names(workloads), "--optimizers")
+  mo_names = loading.metaoptimize_display_names(workloads)
   drawn = (
-    loading.select(lr_methods, mo_methods, "--lr-methods", "MetaOptimize methods")
-    if lr_methods is not None
-    else [m for m in columns if m in mo_methods]
+    loading.select(lr_optimizers, mo_names, "--lr-optimizers", "MetaOptimize optimizers")
+    if lr_optimizers is not None
+    else [m for m in columns if m in mo_names]
   )
 
   out.mkdir(parents=True, exist_ok=True)
@@ -125,17 +126,17 @@ def write_cross_report(
   text = quality.markdown(data)
   (out / "quality.json").write_text(json.dumps(data, indent=2) + "\n")
   (out / "quality.md").write_text(text)
-  (out / "quality_by_method.md").write_text(quality.markdown(data, by_method=True))
-  learning_rates.plot_learning_rates(workloads, drawn).savefig(out / "learning_rates.png", dpi=110)
-  written = ["quality.md", "quality.json", "quality_by_method.md", "learning_rates.png"]
+  (out / "quality_by_optimizer.md").write_text(quality.markdown(data, by_optimizer=True))
+  learning_rates.figure(workloads, drawn).savefig(out / "learning_rates.png", dpi=110)
+  written = ["quality.md", "quality.json", "quality_by_optimizer.md", "learning_rates.png"]
   for name in ("meta_parameters.png", "streams.png"):  # No stale plots from an earlier report.
     (out / name).unlink(missing_ok=True)
-  on_streams = [w for w in workloads if w.summary.get("primary_metric") == "online_loss"]
+  on_streams = [w for w in workloads if w.results.primary_metric == "online_loss"]
   if on_streams:
-    streams.plot_streams(on_streams, columns).savefig(out / "streams.png", dpi=90)
+    streams.figure(on_streams, columns).savefig(out / "streams.png", dpi=90)
     written.append("streams.png")
   if meta_parameters.learned_names(workloads, columns):
-    figure = meta_parameters.plot_meta_parameters(workloads, columns)
+    figure = meta_parameters.figure(workloads, columns)
     figure.savefig(out / "meta_parameters.png", dpi=100)
     written.append("meta_parameters.png")
 
@@ -146,7 +147,7 @@ def write_cross_report(
     robust = robustness.markdown(sweeps)
     (out / "robustness.json").write_text(json.dumps(sweeps, indent=2) + "\n")
     (out / "robustness.md").write_text(robust)
-    robustness.plot_robustness(sweeps).savefig(out / "robustness.png", dpi=110)
+    robustness.figure(sweeps).savefig(out / "robustness.png", dpi=110)
     text += "\n" + robust
     written += list(ROBUSTNESS_FILES)
   return text, written
@@ -159,8 +160,8 @@ def run(args: argparse.Namespace) -> int:
   text, written = write_cross_report(
     args.results_dirs,
     args.output_dir,
-    loading.parse_names(args.methods),
-    loading.parse_names(args.lr_methods),
+    loading.parse_names(args.optimizers),
+    loading.parse_names(args.lr_optimizers),
     args.loss,
   )
   print(text)

@@ -9,8 +9,8 @@ from typing import Any
 
 from metaoptimize_optax.experiments import results
 from metaoptimize_optax.experiments import summary as summary_lib
-from metaoptimize_optax.experiments.results import OptimizerResults
-from metaoptimize_optax.experiments.spec import ConfigError, ExperimentConfig
+from metaoptimize_optax.experiments.results import OptimizerResults, Results
+from metaoptimize_optax.experiments.spec import ConfigError
 
 # Split preference for a workload's final loss: a held-out split first, training last.
 LOSS_SPLITS = ("test", "valid", "eval", "train")
@@ -22,23 +22,22 @@ class WorkloadResults:
 
   label: str  # The row name: the workload, with the directory when workloads repeat.
   results_dir: str
-  config: ExperimentConfig
-  loaded: tuple[OptimizerResults, ...]
+  results: Results
   summary: dict[str, Any]  # summary_lib.summarize: what summary.json holds.
   loss: str = "held-out"  # Which final loss to report: "held-out" (when there is one) or "train".
 
   @property
-  def methods(self) -> tuple[str, ...]:
+  def names(self) -> tuple[str, ...]:
     """The display names of the optimizers with runs, in config order."""
-    return tuple(res.optimizer.display_name for res in self.loaded)
+    return tuple(res.optimizer.display_name for res in self.results.optimizers)
 
-  def result(self, method: str) -> OptimizerResults | None:
-    """The results of the optimizer ``method`` (a display name), if it ran here."""
-    return next((r for r in self.loaded if r.optimizer.display_name == method), None)
+  def result(self, name: str) -> OptimizerResults | None:
+    """The results of the optimizer ``name`` (a display name), if it ran here."""
+    return next((r for r in self.results.optimizers if r.optimizer.display_name == name), None)
 
-  def row(self, method: str) -> dict[str, Any] | None:
-    """The summary row of ``method`` (see ``summary.json``), if it ran here."""
-    return next((r for r in self.summary["optimizers"] if r["optimizer"] == method), None)
+  def row(self, name: str) -> dict[str, Any] | None:
+    """The summary row of ``name`` (see ``summary.json``), if it ran here."""
+    return next((r for r in self.summary["optimizers"] if r["optimizer"] == name), None)
 
   @property
   def metric_keys(self) -> set[str]:
@@ -53,12 +52,6 @@ class WorkloadResults:
     if self.loss == "train":
       return "train_loss"
     return next((f"{s}_loss" for s in LOSS_SPLITS if f"{s}_loss" in keys), "train_loss")
-
-  @property
-  def primary_metric(self) -> str:
-    """The workload's primary metric (what its runs recorded; "train_loss" for results
-    from before it was recorded)."""
-    return self.summary.get("primary_metric") or "train_loss"
 
   @property
   def accuracy_metric(self) -> str | None:
@@ -91,37 +84,39 @@ def load_workloads(
   twice = sorted({d for d, r in zip(dirs, resolved, strict=True) if resolved.count(r) > 1})
   if twice:
     raise ConfigError(f"results directories given more than once: {', '.join(twice)}.")
-  loaded = [results.load_results(d) for d in dirs]
-  labels = row_labels([c.workload.name for c, _ in loaded], dirs)
+  found = [results.load_results(d) for d in dirs]
+  labels = row_labels([f.config.workload.name for f in found], dirs)
   return [
-    WorkloadResults(label, d, config, tuple(res), summary_lib.summarize(config, res), loss)
-    for label, d, (config, res) in zip(labels, dirs, loaded, strict=True)
+    WorkloadResults(
+      label=label, results_dir=d, results=f, summary=summary_lib.summarize(f), loss=loss
+    )
+    for label, d, f in zip(labels, dirs, found, strict=True)
   ]
 
 
-def all_methods(workloads: Iterable[WorkloadResults]) -> list[str]:
+def all_display_names(workloads: Iterable[WorkloadResults]) -> list[str]:
   """Every display name, in order of first appearance across the workloads."""
-  return list(dict.fromkeys(m for w in workloads for m in w.methods))
+  return list(dict.fromkeys(m for w in workloads for m in w.names))
 
 
-def metaoptimize_methods(workloads: Iterable[WorkloadResults]) -> list[str]:
+def metaoptimize_display_names(workloads: Iterable[WorkloadResults]) -> list[str]:
   """The display names of the MetaOptimize optimizers, in order of first appearance."""
   return list(
     dict.fromkeys(
-      r.optimizer.display_name for w in workloads for r in w.loaded if r.is_metaoptimize
+      r.optimizer.display_name for w in workloads for r in w.results.optimizers if r.is_metaoptimize
     )
   )
 
 
 def parse_names(values: Sequence[str] | None) -> list[str] | None:
-  """``--methods A,B --methods C`` as ``[A, B, C]`` (None when not given)."""
+  """``--optimizers A,B --optimizers C`` as ``[A, B, C]`` (None when not given)."""
   if not values:
     return None
   return [n.strip() for v in values for n in v.split(",") if n.strip()]
 
 
 def select(
-  names: Sequence[str] | None, available: Sequence[str], option: str, what: str = "methods"
+  names: Sequence[str] | None, available: Sequence[str], option: str, what: str = "optimizers"
 ) -> list[str]:
   """The names chosen with ``option`` (all ``available`` when None), checked.
 

@@ -1,12 +1,12 @@
 """The quality table: the primary metric, training loss, final loss (and accuracy) of every
-method on every workload.
+optimizer on every workload.
 
-The first table ranks the methods of each workload by its primary metric (the
+The first table ranks the optimizers of each workload by its primary metric (the
 mean online loss of a stream, the held-out metric of a finite workload; see
 :mod:`..workloads.base`); the final training loss stands beside it, then the
 final (held-out) loss and accuracy. :func:`quality` gathers the cells as data
 (``quality.json``); :func:`markdown` writes them as a table with one row per
-workload (``quality.md``) or one row per method (``quality_by_method.md``).
+workload (``quality.md``) or one row per optimizer (``quality_by_optimizer.md``).
 """
 
 from __future__ import annotations
@@ -56,17 +56,20 @@ def stat_cell(stat: Mapping[str, float] | None, of: int, finished: int, diverged
   }
 
 
-def cell(workload: WorkloadResults, method: str, metric: str) -> Cell:
-  """The final ``metric`` of ``method`` on ``workload`` (see :func:`stat_cell`).
+def cell(workload: WorkloadResults, name: str, metric: str) -> Cell:
+  """The final ``metric`` of ``name`` on ``workload`` (see :func:`stat_cell`).
 
-  ``status`` is ``missing`` where the method did not run on the workload;
-  ``point`` is the chosen grid point of a tuned method.
+  ``status`` is ``missing`` where the optimizer did not run on the workload;
+  ``point`` is the chosen grid point of a tuned optimizer.
   """
-  row = workload.row(method)
+  row = workload.row(name)
   if row is None:
     return {"status": "missing", "text": MISSING, "best": False}
   out = stat_cell(
-    row["metrics"].get(metric), len(workload.config.seeds), row["finished"], len(row["diverged"])
+    row["metrics"].get(metric),
+    len(workload.results.config.seeds),
+    row["finished"],
+    len(row["diverged"]),
   )
   return {**out, "point": row["grid"]["best"] if "grid" in row else None}
 
@@ -93,9 +96,10 @@ def mark_best(cells: Mapping[str, Cell], higher_is_better: bool) -> dict[str, Ce
   }
 
 
-def metric_row(workload: WorkloadResults, methods: Sequence[str], metric: str) -> dict[str, Any]:
-  """One row of a table: ``metric`` of every method on ``workload``, the best marked."""
-  cells = {m: cell(workload, m, metric) for m in methods}
+def metric_row(workload: WorkloadResults, names: Sequence[str], metric: str) -> dict[str, Any]:
+  """One row of a table: ``metric`` of each optimizer of ``names`` on ``workload``, the best
+  marked."""
+  cells = {m: cell(workload, m, metric) for m in names}
   return {
     "workload": workload.label,
     "metric": metric,
@@ -103,7 +107,7 @@ def metric_row(workload: WorkloadResults, methods: Sequence[str], metric: str) -
   }
 
 
-def quality(workloads: Sequence[WorkloadResults], methods: Sequence[str]) -> dict[str, Any]:
+def quality(workloads: Sequence[WorkloadResults], names: Sequence[str]) -> dict[str, Any]:
   """The quality tables as data (what ``quality.json`` holds).
 
   ``loss``: one row per workload, its test loss (train loss without a test
@@ -111,21 +115,21 @@ def quality(workloads: Sequence[WorkloadResults], methods: Sequence[str]) -> dic
   measure one.
   """
   return {
-    "methods": list(methods),
-    "primary": [metric_row(w, methods, w.primary_metric) for w in workloads],
-    "train_loss": [metric_row(w, methods, "train_loss") for w in workloads],
+    "optimizers": list(names),
+    "primary": [metric_row(w, names, w.results.primary_metric) for w in workloads],
+    "train_loss": [metric_row(w, names, "train_loss") for w in workloads],
     "workloads": [
       {
         "workload": w.label,
-        "name": w.config.workload.name,
+        "name": w.results.config.workload.name,
         "results_dir": w.results_dir,
-        "steps": w.config.steps,
-        "seeds": list(w.config.seeds),
+        "steps": w.results.config.steps,
+        "seeds": list(w.results.config.seeds),
       }
       for w in workloads
     ],
-    "loss": [metric_row(w, methods, w.loss_metric) for w in workloads],
-    "accuracy": [metric_row(w, methods, w.accuracy_metric) for w in workloads if w.accuracy_metric],
+    "loss": [metric_row(w, names, w.loss_metric) for w in workloads],
+    "accuracy": [metric_row(w, names, w.accuracy_metric) for w in workloads if w.accuracy_metric],
   }
 
 
@@ -139,27 +143,30 @@ def _text(c: Cell, ranked: bool = False) -> str:
 
 
 def table(
-  rows: Sequence[Mapping[str, Any]], methods: Sequence[str], by_method: bool, ranked: bool = False
+  rows: Sequence[Mapping[str, Any]],
+  names: Sequence[str],
+  by_optimizer: bool,
+  ranked: bool = False,
 ) -> str:
-  """A Markdown table: one row per workload, or (``by_method``) one row per method;
+  """A Markdown table: one row per workload, or (``by_optimizer``) one row per optimizer;
   ``ranked`` adds each cell's rank in its workload, ``(#k)``."""
-  if by_method:
-    header = ["Method", *(r["workload"] for r in rows)]
-    body = [[m, *(_text(r["cells"][m], ranked) for r in rows)] for m in methods]
+  if by_optimizer:
+    header = ["Optimizer", *(r["workload"] for r in rows)]
+    body = [[m, *(_text(r["cells"][m], ranked) for r in rows)] for m in names]
   else:
-    header = ["Workload", *methods]
-    body = [[r["workload"], *(_text(r["cells"][m], ranked) for m in methods)] for r in rows]
+    header = ["Workload", *names]
+    body = [[r["workload"], *(_text(r["cells"][m], ranked) for m in names)] for r in rows]
   lines = ["| " + " | ".join(map(_md, header)) + " |", "|" + "---|" * len(header)]
   lines += ["| " + " | ".join(map(_md, line)) + " |" for line in body]
   return "\n".join(lines)
 
 
-def metric_line(rows: Sequence[Mapping[str, Any]], by_method: bool) -> str:
-  """Which metric each row (column, ``by_method``) uses, as one line."""
+def metric_line(rows: Sequence[Mapping[str, Any]], by_optimizer: bool) -> str:
+  """Which metric each row (column, ``by_optimizer``) uses, as one line."""
   groups: dict[str, list[str]] = {}
   for r in rows:
     groups.setdefault(r["metric"], []).append(r["workload"])
-  what = "column" if by_method else "row"
+  what = "column" if by_optimizer else "row"
   parts = []
   for metric, labels in groups.items():
     name = metric.replace("_", " ")
@@ -167,17 +174,17 @@ def metric_line(rows: Sequence[Mapping[str, Any]], by_method: bool) -> str:
   return f"Metric of each {what}: " + "; ".join(parts) + "."
 
 
-def markdown(data: Mapping[str, Any], by_method: bool = False) -> str:
-  """``quality.md`` (one row per workload) or ``quality_by_method.md`` (``by_method``)."""
-  methods = data["methods"]
-  line = "column" if by_method else "row"
+def markdown(data: Mapping[str, Any], by_optimizer: bool = False) -> str:
+  """``quality.md`` (one row per workload) or ``quality_by_optimizer.md`` (``by_optimizer``)."""
+  names = data["optimizers"]
+  line = "column" if by_optimizer else "row"
   parts = [
     "# Final quality across workloads",
     "",
-    f"{len(data['workloads'])} workload(s), {len(methods)} method(s). Each cell: the final "
+    f"{len(data['workloads'])} workload(s), {len(names)} optimizer(s). Each cell: the final "
     "value (the last evaluation, as in each workload's summary.md), mean ± standard "
     "deviation over seeds; **bold**: the best of the " + line + " (lowest loss, highest "
-    "accuracy) among the methods that finished every seed. A tuned method shows its grid "
+    "accuracy) among the optimizers that finished every seed. A tuned optimizer shows its grid "
     "point with the lowest final training loss (on a stream, the lowest online loss). "
     f"{MISSING}: not run on that workload; "
     "diverged / incomplete: no seed finished; (k/n seeds): only k of the n seeds finished.",
@@ -196,9 +203,9 @@ def markdown(data: Mapping[str, Any], by_method: bool = False) -> str:
       f"## {title}",
       "",
       *intro,
-      metric_line(rows, by_method),
+      metric_line(rows, by_optimizer),
       "",
-      table(rows, methods, by_method, ranked=ranked),
+      table(rows, names, by_optimizer, ranked=ranked),
       "",
     ]
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from metaoptimize_optax.experiments import plots
 from metaoptimize_optax.experiments import summary as summary_lib
 from metaoptimize_optax.experiments.report import quality
 from metaoptimize_optax.experiments.report.loading import WorkloadResults
@@ -43,7 +44,7 @@ class SweepPoint:
   """One rate of a sweep: the run it comes from and its final loss (a quality cell)."""
 
   rate: float
-  method: str  # The display name.
+  display_name: str  # The optimizer's.
   point: str  # The grid point's label ("" without a grid).
   cell: quality.Cell
 
@@ -71,7 +72,8 @@ class Sweep:
       "best_rate": None if best is None else best.rate,
       "spread": spread(self),
       "points": [
-        {"rate": p.rate, "method": p.method, "point": p.point, **p.cell} for p in self.points
+        {"rate": p.rate, "optimizer": p.display_name, "point": p.point, **p.cell}
+        for p in self.points
       ],
     }
 
@@ -113,9 +115,9 @@ def _settings_text(settings: Mapping[str, Any]) -> str:
 
 def find_sweeps(workload: WorkloadResults) -> list[Sweep]:
   """Every family of ``workload`` with at least two rates, in order of first appearance."""
-  metric, of = workload.loss_metric, len(workload.config.seeds)
+  metric, of = workload.loss_metric, len(workload.results.config.seeds)
   families: dict[tuple[str, ...], dict[str, Any]] = {}
-  for res in workload.loaded:
+  for res in workload.results.optimizers:
     parameter = rate_parameter(res)
     for point in res.points:
       rate = _rate(point.point.params, parameter)
@@ -124,9 +126,11 @@ def find_sweeps(workload: WorkloadResults) -> list[Sweep]:
       settings = {k: v for k, v in point.point.params.items() if k != parameter}
       key = (res.optimizer.name, parameter, json.dumps(settings, sort_keys=True, default=str))
       family = families.setdefault(
-        key, {"settings": settings, "mo": res.is_metaoptimize, "methods": [], "points": {}}
+        key, {"settings": settings, "mo": res.is_metaoptimize, "optimizers": [], "points": {}}
       )
-      family["methods"] = list(dict.fromkeys([*family["methods"], res.optimizer.display_name]))
+      family["optimizers"] = list(
+        dict.fromkeys([*family["optimizers"], res.optimizer.display_name])
+      )
       family["points"].setdefault(
         rate,
         SweepPoint(
@@ -137,8 +141,8 @@ def find_sweeps(workload: WorkloadResults) -> list[Sweep]:
   for (name, parameter, _), f in families.items():
     if len(f["points"]) < 2:
       continue
-    methods = f["methods"]
-    label = methods[0] if len(methods) == 1 else (_common_words(methods) or name)
+    names = f["optimizers"]
+    label = names[0] if len(names) == 1 else (_common_words(names) or name)
     sweeps.append(
       Sweep(
         label,
@@ -227,7 +231,7 @@ def markdown(data: Mapping[str, Any]) -> str:
     "MetaOptimize's initial learning rate, the others' fixed (or peak) learning rate. "
     "MetaOptimize learns its rate from the starting one, so its final loss should vary "
     "little with it, where a fixed rate's does (the paper's Fig. 2). **bold**: the best "
-    "rate of each method (among those that finished every seed); worst − best: the range "
+    "rate of each optimizer (among those that finished every seed); worst − best: the range "
     "of the final loss over the rates.",
     "",
   ]
@@ -289,14 +293,14 @@ def _draw(ax: Any, sweep: Mapping[str, Any], color: Any) -> list[float]:
   return [p["mean"] for p in pts]
 
 
-def plot_robustness(data: Mapping[str, Any]) -> Figure:
+def figure(data: Mapping[str, Any]) -> Figure:
   """One panel per workload: final loss against the (initial) learning rate, log x."""
   entries = data["workloads"]
-  fig, axes = summary_lib.panel_axes(len(entries), 6.5, 4.5, ncols=2)
+  fig, axes = plots.panel_axes(len(entries), 6.5, 4.5, ncols=2)
   for ax, entry in zip(axes, entries, strict=False):
     means = []
     for i, sweep in enumerate(entry["sweeps"]):
-      means += _draw(ax, sweep, summary_lib.line_color(i, len(entry["sweeps"])))
+      means += _draw(ax, sweep, plots.line_color(i, len(entry["sweeps"])))
     ax.set_xscale("log")
     if means and min(means) > 0 and max(means) / min(means) > 5:
       ax.set_yscale("log")
