@@ -43,7 +43,13 @@ from typing import Any, TypeVar
 
 import jax
 import optax
-from flax.training import train_state
+
+from metaoptimize_optax._extras import missing_extra
+
+try:
+  from flax.training import train_state
+except ModuleNotFoundError as e:
+  raise missing_extra(e, "metaoptimize_optax.linen") from None
 
 __all__ = ["apply_gradients"]
 

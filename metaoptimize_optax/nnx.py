@@ -57,7 +57,13 @@ from typing import Any
 
 import jax
 import optax
-from flax import nnx
+
+from metaoptimize_optax._extras import missing_extra
+
+try:
+  from flax import nnx
+except ModuleNotFoundError as e:
+  raise missing_extra(e, "metaoptimize_optax.nnx") from None
 from flax.nnx import graphlib
 
 __all__ = ["loss_and_grads", "step"]

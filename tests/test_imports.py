@@ -1,7 +1,10 @@
-"""Importing the package: under ``python -OO`` (no docstrings), every module."""
+"""Importing the package: under ``python -OO`` (no docstrings), every module; without an
+optional dependency, an error that names its extra."""
 
 import subprocess
 import sys
+
+import pytest
 
 IMPORT_ALL = """
 import importlib, pkgutil
@@ -110,3 +113,32 @@ def test_one_version_and_typed():
   assert (pathlib.Path(mo.__file__).parent / "py.typed").exists()
   pyproject = (pathlib.Path(mo.__file__).parents[1] / "pyproject.toml").read_text()
   assert not any(line.startswith('version = "') for line in pyproject.splitlines())
+
+
+@pytest.mark.parametrize(
+  "code, message",
+  [
+    (
+      "import metaoptimize_optax.nnx",
+      "metaoptimize_optax.nnx needs 'flax', from the 'flax' extra: "
+      "pip install 'metaoptimize-optax[flax]'",
+    ),
+    (
+      "import metaoptimize_optax.linen",
+      "metaoptimize_optax.linen needs 'flax', from the 'flax' extra",
+    ),
+    (
+      "from metaoptimize_optax.experiments.__main__ import main\n"
+      "raise SystemExit(main(['configs']))",
+      "from the 'experiments' extra: pip install 'metaoptimize-optax[experiments]'",
+    ),
+  ],
+)
+def test_a_missing_extra_is_named_in_one_line(code, message):
+  """Without an optional dependency (made unimportable), the error names the extra."""
+  hide = "import sys; sys.modules.update(flax=None, yaml=None, tqdm=None, matplotlib=None); "
+  done = subprocess.run(
+    [sys.executable, "-c", hide + code], capture_output=True, text=True, timeout=120
+  )
+  assert done.returncode != 0
+  assert message in done.stderr.strip().splitlines()[-1]

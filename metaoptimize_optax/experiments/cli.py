@@ -10,6 +10,7 @@
                                        one quality table, learning-rate figure (and
                                        robustness plot) across several results dirs
   metaoptimize-optax bench [--quick]   speed and memory of MetaOptimize against AdamW
+  metaoptimize-optax configs           list the built-in configs (CONFIG: a name or a path)
 
 The whole config is validated (keys, workload and its data, every optimizer and
 grid point, the output directory) before anything is written or trained; a bad
@@ -30,17 +31,30 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from metaoptimize_optax.experiments.benchmarks import add_bench_subcommand
 from metaoptimize_optax.experiments.benchmarks import command as bench_command
-from metaoptimize_optax.experiments.config import ConfigError, ExperimentConfig, load_config
+from metaoptimize_optax.experiments.config import (
+  ConfigError,
+  ExperimentConfig,
+  builtin_configs,
+  load_config,
+)
 from metaoptimize_optax.experiments.report import command as report_command
+
+if TYPE_CHECKING:
+  from metaoptimize_optax.experiments import runner
 
 logger = logging.getLogger("metaoptimize_optax")
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-  p.add_argument("config", help="experiment config (YAML), e.g. configs/quickstart.yaml")
+  p.add_argument(
+    "config",
+    help="experiment config: a built-in name (e.g. quickstart; `metaoptimize-optax configs` "
+    "lists them) or the path of a YAML file",
+  )
   p.add_argument(
     "--set",
     dest="overrides",
@@ -103,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
   summarize.add_argument("-v", "--verbose", action="store_true", help="log more")
   report_command.add_report_subcommand(sub)
   add_bench_subcommand(sub)
+  sub.add_parser(
+    "configs",
+    help="list the built-in configs",
+    description="List the configs shipped with the package, each with the start of its "
+    "description; run one by name, e.g. `metaoptimize-optax compare quickstart`.",
+  )
   return parser
 
 
@@ -158,23 +178,17 @@ def _train(args: argparse.Namespace, *, compare: bool) -> int:
     overwrite=args.overwrite,
     progress=not args.no_progress,
     out=out,
+    on_result=lambda o: print(run_line(o), flush=True),
   )
-  for o in outcomes:
-    point = f" [{o.grid_point}]" if o.grid_point else ""
-    tail = (
-      f"final training loss {o.final_loss:.4g}"
-      if o.status == "finished" and o.final_loss is not None
-      else o.reason or o.status
-    )
-    print(f"{o.optimizer}{point} seed {o.seed}: {o.status} at step {o.step}; {tail}")
   if any(o.final_loss is not None for o in outcomes):
     print(f"({FINAL_LOSS_DEFINITION})")
   if compare:
+    summary = summary_lib.write_summary(config.output_dir)
     print()
-    print(summary_lib.write_summary(config.output_dir))
+    print(summary_lib.console_table(summary))
     print(
-      f"\nresults in {config.output_dir}/ (summary.md, loss.png, learning_rates.png); "
-      f"{time.perf_counter() - start:.0f} s"
+      f"\nresults in {config.output_dir}/ (the full table in summary.md; loss.png, "
+      f"learning_rates.png); {time.perf_counter() - start:.0f} s"
     )
   else:
     print(
@@ -184,11 +198,34 @@ def _train(args: argparse.Namespace, *, compare: bool) -> int:
   return 0
 
 
+def run_line(o: runner.RunResult) -> str:
+  """The console line of a run that ended: its status, step and final training loss."""
+  point = f" [{o.grid_point}]" if o.grid_point else ""
+  tail = (
+    f"final training loss {o.final_loss:.4g}"
+    if o.status == "finished" and o.final_loss is not None
+    else o.reason or o.status
+  )
+  return f"{o.optimizer}{point} seed {o.seed}: {o.status} at step {o.step}; {tail}"
+
+
 def _summarize(args: argparse.Namespace) -> int:
   from metaoptimize_optax.experiments import summary as summary_lib
 
-  print(summary_lib.write_summary(args.results_dir))
+  print(summary_lib.console_table(summary_lib.write_summary(args.results_dir)))
   print(f"\nwrote {args.results_dir}/summary.md, summary.json, loss.png, learning_rates.png")
+  return 0
+
+
+def _list_configs() -> int:
+  import yaml
+
+  names = builtin_configs()
+  width = max(map(len, names))
+  for name, path in names.items():
+    about = " ".join(str((yaml.safe_load(path.read_text()) or {}).get("description", "")).split())
+    line = f"{name.ljust(width)}  {about}"
+    print(line if len(line) <= 100 else line[:99] + "…")
   return 0
 
 
@@ -196,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   """Runs the command line; returns the exit status."""
   args = build_parser().parse_args(argv)
   logging.basicConfig(
-    level=logging.INFO if args.verbose else logging.WARNING,
+    level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
     format="%(levelname)s %(name)s: %(message)s",
   )
   try:
@@ -206,6 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
       return _summarize(args)
     if args.command == "report":
       return report_command.run(args)
+    if args.command == "configs":
+      return _list_configs()
     return _train(args, compare=args.command == "compare")
   except ConfigError as e:
     print(f"metaoptimize-optax: error: {e}", file=sys.stderr)

@@ -114,8 +114,39 @@ def effective_description(path: str | pathlib.Path, overrides: Sequence[str]) ->
   return f"{path} with {sets} (the file's description is left out: it describes the file's values)."
 
 
+BUILTIN_DIR = pathlib.Path(__file__).resolve().parent / "configs"  # Shipped in the wheel.
+
+
+def builtin_configs() -> dict[str, pathlib.Path]:
+  """The built-in configs by name (``"quickstart"``, ``"meta_parameters/charlm"``, ...)."""
+  return {
+    p.relative_to(BUILTIN_DIR).with_suffix("").as_posix(): p
+    for p in sorted(BUILTIN_DIR.rglob("*.yaml"))
+  }
+
+
+def config_path(path_or_name: str | pathlib.Path) -> pathlib.Path:
+  """The file of a config given by path or by built-in name (a file that exists wins).
+
+  Raises:
+    ConfigError: when it is neither an existing file nor a built-in name (the message lists
+      the built-in names).
+  """
+  path = pathlib.Path(path_or_name)
+  if path.exists():
+    return path
+  builtin = builtin_configs()
+  name = path.as_posix().removesuffix(".yaml")
+  if name in builtin:
+    return builtin[name]
+  raise ConfigError(
+    f"cannot read config {str(path_or_name)!r}: no such file, and not a built-in config; "
+    f"the built-in ones: {', '.join(builtin)}."
+  )
+
+
 def load_config(path: str | pathlib.Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
-  """Reads and validates the YAML config at ``path``, with ``--set`` overrides.
+  """Reads and validates a YAML config, by path or built-in name, with ``--set`` overrides.
 
   The config describes what runs: when an override changes anything but ``output_dir`` and
   none sets ``description``, the file's description (written for the file's values) is
@@ -124,9 +155,9 @@ def load_config(path: str | pathlib.Path, overrides: Sequence[str] = ()) -> Expe
   Raises:
     ConfigError: for a missing or unreadable file, bad YAML or an invalid config.
   """
-  path = pathlib.Path(path)
+  file = config_path(path)  # ``path`` names the config in messages, as the user gave it.
   try:
-    text = path.read_text()
+    text = file.read_text()
   except OSError as e:
     raise ConfigError(f"cannot read config {str(path)!r}: {e.strerror or e}.") from e
   try:
@@ -147,7 +178,7 @@ def load_config(path: str | pathlib.Path, overrides: Sequence[str] = ()) -> Expe
   if any(k != "output_dir" for k in keys) and "description" not in keys:
     raw["description"] = effective_description(path, overrides)
   try:
-    return from_dict(raw, str(pathlib.Path("results") / path.stem))
+    return from_dict(raw, str(pathlib.Path("results") / file.stem))
   except ConfigError as e:
     raise ConfigError(f"{path}: {e}") from None
 

@@ -340,6 +340,7 @@ def train_run(
   resume: bool = False,
   progress: bool = True,
   stop_after: int | None = None,
+  counter: str = "",
 ) -> RunResult:
   """Trains one run, streaming its metrics to ``spec.directory/metrics.jsonl``.
 
@@ -351,6 +352,7 @@ def train_run(
       as it is); otherwise start from step 0, replacing earlier files.
     progress: show a tqdm progress bar.
     stop_after: stop (as if interrupted) once this many steps are done.
+    counter: shown before the progress bar's name, e.g. ``"run 3 of 8"``.
 
   Returns:
     How the run ended.
@@ -389,7 +391,7 @@ def train_run(
       tqdm.tqdm(
         total=config.steps,
         initial=start,
-        desc=f"{name} seed {spec.seed}",
+        desc=f"{counter}: {name} seed {spec.seed}" if counter else f"{name} seed {spec.seed}",
         disable=not progress,
         leave=False,
         dynamic_ncols=True,
@@ -531,13 +533,15 @@ def run_experiment(
   progress: bool = True,
   stop_after: int | None = None,
   out: pathlib.Path | None = None,
+  on_result: Callable[[RunResult], None] | None = None,
 ) -> list[RunResult]:
   """Trains every optimizer (or those named), grid point and seed of ``config``.
 
   ``workload`` is the plan (:func:`.plan.resolve`), or the workload to resolve
   one for. ``out`` is the output directory as :func:`prepare_output_dir`
-  returned it (None: it is checked here). Every run sees the same data and
-  initial weights for a given seed. Writes ``config.yaml`` and each run's files.
+  returned it (None: it is checked here). ``on_result`` is called with each run's
+  result as the run ends. Every run sees the same data and initial weights for a
+  given seed. Writes ``config.yaml`` and each run's files.
   """
   plan = (
     workload
@@ -552,12 +556,22 @@ def run_experiment(
   write_config(config, out, overwrite=overwrite)
   fns = compile_workload(plan.workload, mesh)
   outcomes = []
+  total = sum(len(opt.points()) for opt in plan.selected) * len(config.seeds)
   for opt in plan.selected:
     for point in opt.points():
       trainer = make_trainer(fns, plan.optimizers[opt.display_name, point.label])
       for seed in config.seeds:
         spec = RunSpec(opt, point, seed, results.run_dir(out, opt, point, seed))
-        outcomes.append(
-          train_run(trainer, spec, config, resume=resume, progress=progress, stop_after=stop_after)
+        result = train_run(
+          trainer,
+          spec,
+          config,
+          resume=resume,
+          progress=progress,
+          stop_after=stop_after,
+          counter=f"run {len(outcomes) + 1} of {total}",
         )
+        outcomes.append(result)
+        if on_result is not None:
+          on_result(result)
   return outcomes

@@ -354,11 +354,43 @@ def summary_markdown(config: ExperimentConfig, summary: dict[str, Any]) -> str:
   return "\n".join(parts)
 
 
-def write_summary(output_dir: str | pathlib.Path) -> str:
-  """Writes ``summary.md``, ``summary.json``, ``loss.png`` and ``learning_rates.png``.
+CONSOLE_WIDTH = 100  # The console table fits a terminal this wide.
+
+
+def console_table(summary: dict[str, Any], width: int = CONSOLE_WIDTH) -> str:
+  """The comparison in a terminal: rank, optimizer, the primary metric, the training loss and
+  the time per step, aligned in at most ``width`` columns (names shortened to fit; the
+  whole table is :func:`table`, in ``summary.md``)."""
+  primary = summary.get("primary_metric") or "train_loss"
+  metrics = list(dict.fromkeys([primary, "train_loss"]))
+  header = ["rank", "optimizer", *(m.replace("_", " ") for m in metrics), "ms/step"]
+  rows = []
+  for row in summary["optimizers"]:
+    if row["finished"]:
+      cells = [format_stat(row["metrics"].get(m)) for m in metrics]
+    else:
+      cells = ["diverged" if row["diverged"] else "—"] * len(metrics)
+    place = "—" if row.get("rank") is None else str(row["rank"])
+    rows.append([place, row["optimizer"], *cells, format_stat(row["step_time"], 1e3, 3)])
+  widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+  spare = width - (sum(widths) + 2 * (len(widths) - 1))
+  if spare < 0:  # Shorten the names, the one free-length column.
+    widths[1] = max(len(header[1]), widths[1] + spare)
+  lines = []
+  for r in [header, *rows]:
+    name = r[1] if len(r[1]) <= widths[1] else r[1][: widths[1] - 1] + "…"
+    cells = [r[0].rjust(widths[0]), name.ljust(widths[1])]
+    cells += [c.rjust(w) for c, w in zip(r[2:], widths[2:], strict=True)]
+    lines.append("  ".join(cells).rstrip())
+  return "\n".join(lines)
+
+
+def write_summary(output_dir: str | pathlib.Path) -> dict[str, Any]:
+  """Writes ``summary.md``, ``summary.json``, ``loss.png`` and ``learning_rates.png``
+  (and ``meta_parameters.png`` when some run learned a meta-parameter).
 
   Returns:
-    The Markdown table.
+    The summary (what ``summary.json`` holds).
   """
   out = pathlib.Path(output_dir)
   found = results.load_results(out)
@@ -370,4 +402,4 @@ def write_summary(output_dir: str | pathlib.Path) -> str:
     figures.append(("meta_parameters.png", plots.meta_parameter_figure))
   for name, make in figures:
     make(found).savefig(out / name, dpi=110)
-  return table(summary)
+  return summary

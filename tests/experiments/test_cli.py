@@ -56,12 +56,17 @@ def test_compare_and_summarize_end_to_end(tmp_path):
   (tmp_path / "tiny.yaml").write_text(CONFIG.replace("OUT", str(out)))
   done = _cli("compare", "tiny.yaml", "--no-progress", cwd=tmp_path)
   assert done.returncode == 0, done.stderr
-  table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
-  assert len(table) == 1 + len(NAMES)  # header + one row each
+  lines = done.stdout.splitlines()
+  # The console table: a header and one row per optimizer, in 100 columns, after every run's
+  # own line; the whole table is summary.md's.
+  start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["rank", "optimizer"])
+  table = lines[start : start + 1 + len(NAMES)]
+  assert lines[start].split()[2:] == ["test", "loss", "train", "loss", "ms/step"]
+  assert all(len(line) <= 100 for line in table)
   for name in NAMES:
-    assert any(line.startswith(f"| {name} |") for line in table), done.stdout
-  assert "best learning_rate=" in done.stdout  # the grid is reported
-  assert "diverged in 2/2 seeds" in done.stdout
+    assert any(f" {name} " in line for line in table[1:]), done.stdout
+  ran = [i for i, line in enumerate(lines) if " seed " in line and " at step " in line]
+  assert len(ran) == 2 * 4 and max(ran) < start  # 2 seeds of 4 settings, each as it ended
 
   for name in ("summary.md", "summary.json", "loss.png", "learning_rates.png", "config.yaml"):
     assert (out / name).stat().st_size > 0, name
@@ -77,6 +82,8 @@ def test_compare_and_summarize_end_to_end(tmp_path):
   md = (out / "summary.md").read_text()
   for name in NAMES:
     assert f"| {name} |" in md
+  assert "best learning_rate=" in md  # the grid is reported
+  assert "diverged in 2/2 seeds" in md
 
   # summarize regenerates the summary from the results alone.
   for name in ("summary.md", "loss.png", "learning_rates.png"):

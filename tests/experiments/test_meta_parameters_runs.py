@@ -47,7 +47,7 @@ def test_runs_log_meta_parameters_and_the_report_shows_them(tmp_path, workload):
   assert train[0]["meta_parameters"]["b2"] != train[-1]["meta_parameters"]["b2"]  # it moved
   peer = results.run_dir(tmp_path, adamw, adamw.points()[0], 0) / results.METRICS_FILE
   assert all("meta_parameters" not in json.loads(line) for line in peer.read_text().splitlines())
-  table = summary_lib.write_summary(tmp_path)
+  table = summary_lib.table(summary_lib.write_summary(tmp_path))
   assert "learned (final): b2 " in table and "weight_decay " in table
   assert (tmp_path / "meta_parameters.png").stat().st_size > 0
   summary = json.loads((tmp_path / "summary.json").read_text())

@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import pathlib
 
 import pytest
 import yaml
@@ -11,7 +10,7 @@ from metaoptimize_optax.experiments import cli, results
 from metaoptimize_optax.experiments import config as config_lib
 from metaoptimize_optax.experiments.report import loading, robustness
 
-CONFIGS = pathlib.Path(__file__).parents[2] / "configs"
+CONFIGS = config_lib.BUILTIN_DIR
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -253,7 +252,7 @@ def test_bad_directories_are_an_error(quadratic, tmp_path, capsys):
   assert "is not a results directory" in capsys.readouterr().err
 
 
-# The final test loss of each point of configs/robustness.yaml (None: diverged).
+# The final test loss of each point of the built-in config robustness (None: diverged).
 ROBUST_LOSS = {
   "AdamW": {1e-5: 2.0, 1e-4: 1.5, 1e-3: 1.0, 1e-2: 0.8, 1e-1: None},
   "MetaOptimize": {1e-5: 1.0, 1e-4: 0.9, 1e-3: 0.85, 1e-2: 0.9},
@@ -263,7 +262,7 @@ ROBUST_LOSS = {
 
 @pytest.fixture
 def robustness_dir(tmp_path):
-  """Fake results of the shipped configs/robustness.yaml, every grid point."""
+  """Fake results of the built-in config robustness, every grid point."""
   config, opts = _results_dir(
     tmp_path / "robustness", config_lib.load_config(CONFIGS / "robustness.yaml")
   )

@@ -1,7 +1,6 @@
 """Streams: the stream workloads, online metrics, ranking by primary metric, the new peers."""
 
 import json
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +28,7 @@ from metaoptimize_optax.experiments.workloads.slowly_changing_regression import 
   teacher_output,
 )
 
-CONFIGS = pathlib.Path(__file__).parents[2] / "configs"
+CONFIGS = config_lib.BUILTIN_DIR
 STREAM_CONFIGS = sorted(p.stem for p in CONFIGS.glob("stream_*.yaml"))
 TINY_MNIST = {"num_samples": 300, "batch_size": 16, "hidden_sizes": [8]}
 

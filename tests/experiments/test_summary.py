@@ -95,7 +95,7 @@ def test_grid_keeps_the_best_finished_point(results_dir):
 
 
 def test_table(results_dir):
-  table = summary_lib.write_summary(results_dir)
+  table = summary_lib.table(summary_lib.write_summary(results_dir))
   lines = table.splitlines()
   # Without a recorded primary metric (results from before it was), the final training loss
   # ranks; the online means (step-weighted over the train records) stand beside it.

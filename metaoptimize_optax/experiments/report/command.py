@@ -35,7 +35,7 @@ def add_report_subcommand(sub: Any) -> None:
     "bold), quality_by_optimizer.md (the same, one row per optimizer), "
     "learning_rates.png (the learned rates, one panel per workload) and, for a "
     "directory with a MetaOptimize learning-rate sweep (e.g. "
-    "configs/robustness.yaml), robustness.md / .json / .png (final loss against "
+    "the built-in config robustness), robustness.md / .json / .png (final loss against "
     "the initial learning rate, next to AdamW's against its fixed rate).",
   )
   p.add_argument(

@@ -16,7 +16,7 @@ that is current at the evaluation step.
 Parameters as in the paper (20 inputs, 5 relevant, a flip every 20 steps, one
 example per step, no noise). A stream without an end: its primary metric is the
 online loss (the mean over the run of each example's loss before the update on
-it); ``configs/stream_tracking.yaml`` runs 20,000 steps (1,000 flips).
+it); the built-in config ``stream_tracking`` runs 20,000 steps (1,000 flips).
 """
 
 from __future__ import annotations
