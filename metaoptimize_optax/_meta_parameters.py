@@ -15,7 +15,7 @@ other name is a numeric hyperparameter of a base built with
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, NamedTuple, TypeAlias
+from typing import Any, Literal, NamedTuple, TypeAlias, cast
 
 import jax
 import jax.numpy as jnp
@@ -237,7 +237,7 @@ def advance(
   old_trace = _traces.after(state.trace, jax.tree.leaves(z))
   trace, base_state_trace = rule.next(step, old_trace, state.base_state_trace, gamma)
   meta_updates, meta_state = meta_parameters_meta.update(z, state.meta_state, state.phi)
-  phi = clip(optax.apply_updates(state.phi, meta_updates), spaces)
+  phi = clip(cast(dict[str, jax.Array], optax.apply_updates(state.phi, meta_updates)), spaces)
   return MetaParametersState(
     phi=phi,
     value=values(phi, spaces),

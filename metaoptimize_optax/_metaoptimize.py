@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, NamedTuple, TypeAlias
+from typing import Any, Literal, NamedTuple, TypeAlias, cast
 
 import jax
 import jax.numpy as jnp
@@ -380,8 +380,10 @@ def metaoptimize(
     trace_dtype=trace_dtype,
     meta_step_first=meta_step_first,
   )
+  # The state is a MetaOptimizeState where Optax's protocols say OptState.
   return optax.GradientTransformationExtraArgs(
-    functools.partial(_init, settings), functools.partial(_update, settings)
+    cast(optax.TransformInitFn, functools.partial(_init, settings)),
+    cast(optax.TransformUpdateExtraArgsFn, functools.partial(_update, settings)),
   )
 
 
@@ -493,18 +495,17 @@ def _update(
       gamma,
     )
   # The returned update: the same step, taken again once the traces have read its inputs.
-  dw, base_state = step.fn(
-    *order.after_traces((grads, state.base_state, params), (trace, base_state_trace, learned)),
-    log_lr,
-    phi,
+  grads, base_state, params = order.after_traces(
+    (grads, state.base_state, params), (trace, base_state_trace, learned)
   )
+  dw, base_state = step.fn(grads, base_state, params, log_lr, phi)
   return lay.treedef.unflatten(dw), MetaOptimizeState(
     base_state=base_state,
     log_learning_rate=new_log_lr,
     meta_state=meta_state,
     trace=trace,
     base_state_trace=base_state_trace,
-    count=optax.safe_increment(state.count),
+    count=jnp.asarray(optax.safe_increment(state.count)),
     meta_parameters=learned,
   )
 

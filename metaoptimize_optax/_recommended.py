@@ -72,7 +72,7 @@ def horizon_gamma(total_steps: int | jax.Array) -> optax.Schedule:
   return lambda count: 1.0 - 1.0 / jnp.maximum(total_steps - count, 2).astype(jnp.float32)
 
 
-def recommended_settings(total_steps: int | None = None) -> dict[str, Any]:
+def recommended_settings(total_steps: int | jax.Array | None = None) -> dict[str, Any]:
   """The ``gamma`` and ``meta_learning_rate`` that :func:`recommended` uses for a run length.
 
   With ``total_steps`` the discount is the schedule :func:`horizon_gamma`; without
@@ -100,7 +100,7 @@ def recommended_settings(total_steps: int | None = None) -> dict[str, Any]:
 
 def recommended(
   initial_learning_rate: float = 1e-4,
-  total_steps: int | None = None,
+  total_steps: int | jax.Array | None = None,
   *,
   b1: float = 0.9,
   b2: float = 0.999,

@@ -256,9 +256,12 @@ def _columns_meta_gradient(lay, trace, g, coords):
   """``z_j = <X^w_j, g>`` summed over all weights (curvature couples blocks)."""
   dtype = _dtype(coords)
   columns = lay.treedef.flatten_up_to(trace)
-  per_column = sum(
-    jnp.sum(real_product(x, gi, dtype), axis=tuple(range(1, x.ndim)))
-    for x, gi in zip(columns, g, strict=True)
+  per_column = functools.reduce(
+    jnp.add,
+    [
+      jnp.sum(real_product(x, gi, dtype), axis=tuple(range(1, x.ndim)))
+      for x, gi in zip(columns, g, strict=True)
+    ],
   )
   leaves, treedef = jax.tree.flatten(coords)
   return treedef.unflatten([per_column[j] for j in range(len(leaves))])

@@ -47,6 +47,7 @@ import optax
 from metaoptimize_optax._extras import missing_extra
 
 try:
+  from flax.linen.fp8_ops import OVERWRITE_WITH_GRADIENT
   from flax.training import train_state
 except ModuleNotFoundError as e:
   raise missing_extra(e, "metaoptimize_optax.linen") from None
@@ -97,7 +98,7 @@ def apply_gradients(
   Array([0.02, 0.02, 0.02], dtype=float32)
   """
   extra = {} if value_fn is None else {"value_fn": value_fn}
-  overwrite = isinstance(grads, Mapping) and train_state.OVERWRITE_WITH_GRADIENT in grads
+  overwrite = isinstance(grads, Mapping) and OVERWRITE_WITH_GRADIENT in grads
   if overwrite:
     grads_with_opt, params_with_opt = grads["params"], state.params["params"]
     if value_fn is not None:
@@ -109,6 +110,6 @@ def apply_gradients(
   if overwrite:
     new_params = {
       "params": new_params,
-      train_state.OVERWRITE_WITH_GRADIENT: grads[train_state.OVERWRITE_WITH_GRADIENT],
+      OVERWRITE_WITH_GRADIENT: grads[OVERWRITE_WITH_GRADIENT],
     }
   return state.replace(step=state.step + 1, params=new_params, opt_state=opt_state, **kwargs)

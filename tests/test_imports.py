@@ -1,6 +1,8 @@
 """Importing the package: under ``python -OO`` (no docstrings), every module; without an
 optional dependency, an error that names its extra."""
 
+import pathlib
+import runpy
 import subprocess
 import sys
 
@@ -142,3 +144,8 @@ def test_a_missing_extra_is_named_in_one_line(code, message):
   )
   assert done.returncode != 0
   assert message in done.stderr.strip().splitlines()[-1]
+
+
+def test_the_typed_user_code_runs():
+  """tests/typing/user_code.py, which CI type-checks with pyright, also runs as written."""
+  runpy.run_path(str(pathlib.Path(__file__).parent / "typing" / "user_code.py"))
