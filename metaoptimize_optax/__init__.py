@@ -29,7 +29,7 @@ from metaoptimize_optax._presets import (
 )
 from metaoptimize_optax._recommended import recommended, recommended_settings
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
   "BLOCK_KINDS",

@@ -1,4 +1,5 @@
-"""The runnable examples in the docstrings and every Python snippet of the README run and hold."""
+"""The runnable examples in the docstrings and every Python snippet of the README and of the
+documentation site's pages run and hold."""
 
 import doctest
 import importlib
@@ -17,27 +18,46 @@ def test_docstring_examples(module):
   assert result.attempted > 0 and result.failed == 0, result
 
 
-README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
-# Names the README leaves to the reader (a run length), given here; every other name a
-# snippet uses is defined by the snippets before it, in order, as in one notebook.
-README_SETUP = {"num_steps": 100}
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+# The guides of the documentation site: each page's snippets run in order, in their own
+# namespace, as in one notebook.
+PAGES = sorted(p for p in (ROOT / "docs").glob("*.md") if "```python" in p.read_text())
+# Names the pages leave to the reader (a run length), given here; every other name a
+# snippet uses is defined by the snippets before it on the same page.
+SETUP = {"num_steps": 100}
 
 
-def readme_python_blocks(text: str) -> list[tuple[int, str]]:
-  """The README's ```python blocks, each with the line number of its first line of code."""
+def python_blocks(text: str) -> list[tuple[int, str]]:
+  """The ```python blocks of a Markdown text, each with the line number of its first line."""
   blocks = []
   for match in re.finditer(r"^```python\n(.*?)^```", text, re.M | re.S):
     blocks.append((text.count("\n", 0, match.start()) + 2, match.group(1)))
   return blocks
 
 
-def test_readme_python_snippets_run_as_written():
-  blocks = readme_python_blocks(README.read_text())
-  assert len(blocks) >= 8
-  namespace = dict(README_SETUP)
+def run_snippets(path: pathlib.Path) -> int:
+  """Runs the page's snippets in order in one namespace; returns how many ran."""
+  namespace = dict(SETUP)
+  blocks = python_blocks(path.read_text())
   for line, code in blocks:
-    # Compiled with the README's line numbers, so a failure points at the snippet.
-    exec(compile("\n" * (line - 1) + code, str(README), "exec"), namespace)
+    # Compiled with the page's line numbers, so a failure points at the snippet.
+    exec(compile("\n" * (line - 1) + code, str(path), "exec"), namespace)
+  return len(blocks)
+
+
+def test_readme_python_snippets_run_as_written():
+  assert run_snippets(README) >= 2
+
+
+def test_every_guide_with_snippets_is_tested():
+  names = {p.stem for p in PAGES}
+  assert {"getting_started", "flax", "choosing", "streams", "meta_parameters", "api"} <= names
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
+def test_documentation_snippets_run_as_written(page):
+  assert run_snippets(page) >= 1
 
 
 @pytest.mark.parametrize("name", ["metaoptimize_optax.nnx", "metaoptimize_optax.linen"])
