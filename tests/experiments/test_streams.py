@@ -18,6 +18,7 @@ from metaoptimize_optax.experiments import summary as summary_lib
 from metaoptimize_optax.experiments.report import command as report_command
 from metaoptimize_optax.experiments.report import loading
 from metaoptimize_optax.experiments.report import streams as streams_lib
+from metaoptimize_optax.experiments.workloads import drifting_regression as drifting
 from metaoptimize_optax.experiments.workloads import get_workload
 from metaoptimize_optax.experiments.workloads.input_permuted_mnist1d import input_permutation
 from metaoptimize_optax.experiments.workloads.mnist1d_classification import stream_batch
@@ -99,6 +100,33 @@ def test_slowly_changing_regression_target_drifts_slowly():
   assert 0 < np.mean(changed) and max(changed) < 1
   assert np.std(b0["y"]) > 0.5
   assert w.primary_metric == "online_loss" and w.stream
+
+
+def test_drifting_regression_moves_a_little_at_every_step():
+  w = get_workload("drifting_regression", batch_size=2000, noise_std=0.0, eval_size=2000)
+  assert w.primary_metric == "online_loss" and w.stream and w.default_steps == 20_000
+  # A pure function of (seed, step), different for another seed.
+  np.testing.assert_array_equal(w.train_batch(1, 123)["y"], w.train_batch(1, 123)["y"])
+  assert not np.array_equal(w.train_batch(1, 123)["y"], w.train_batch(2, 123)["y"])
+  # The same inputs, labelled at steps t and t + k: the target function drifts by an amount
+  # that grows with k (the teacher moves at every step), and comes back after a period.
+  x = w.eval_batches(1, 0)["test"][0]["x"]
+
+  def target(step):
+    w_, v_, _ = drifting._endpoints(1, 10, 20)
+    return np.tanh(x @ drifting._on_circle(w_, step, 7000)) @ drifting._on_circle(v_, step, 7000)
+
+  gaps = [np.sqrt(np.mean((target(k) - target(0)) ** 2)) for k in (1, 10, 100, 1000)]
+  assert 0 < gaps[0] < gaps[1] < gaps[2] < gaps[3]
+  # tanh is odd: the teacher at -(A, B) is the same function, so it repeats every half period.
+  np.testing.assert_allclose(target(3500), target(0), atol=1e-5)
+  # Evaluation labels are the teacher's at that step, without noise.
+  np.testing.assert_allclose(w.eval_batches(1, 0)["test"][0]["y"], target(0), rtol=1e-5, atol=1e-6)
+  # The inputs' mean circles at radius input_shift (covariate shift).
+  means = [w.train_batch(1, t)["x"].mean(0) for t in (0, 750, 1500)]
+  assert abs(np.linalg.norm(means[0]) - 1.0) < 0.1 and np.linalg.norm(means[0] - means[2]) > 1.5
+  with pytest.raises(ValueError, match="teacher_period"):
+    get_workload("drifting_regression", teacher_period=0)
 
 
 # ----------------------------------------------------------------------------

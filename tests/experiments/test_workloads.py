@@ -41,6 +41,7 @@ TINY_OPTIONS = {
   "continual_mnist1d": {**TINY_MNIST, "task_steps": 5, "hidden_sizes": [8]},
   "input_permuted_mnist1d": {**TINY_MNIST, "task_steps": 5, "hidden_sizes": [8]},
   "slowly_changing_regression": {"batch_size": 3, "flip_every": 5, "eval_size": 50},
+  "drifting_regression": {"batch_size": 3, "hidden_sizes": [4], "eval_size": 50},
   "charlm": {**TINY_LM, "seq_len": 16},
   "cifar10_resnet18": {"batch_size": 4, "width": 4, "eval_batch_size": 8},
   "tinystories_llama": {**TINY_LM, "seq_len": 8, "vocab_size": 64},

@@ -21,6 +21,7 @@ from metaoptimize_optax.experiments.workloads.base import Workload
 from metaoptimize_optax.experiments.workloads.charlm import charlm
 from metaoptimize_optax.experiments.workloads.cifar10_resnet import cifar10_resnet18
 from metaoptimize_optax.experiments.workloads.continual_mnist1d import continual_mnist1d
+from metaoptimize_optax.experiments.workloads.drifting_regression import drifting_regression
 from metaoptimize_optax.experiments.workloads.input_permuted_mnist1d import input_permuted_mnist1d
 from metaoptimize_optax.experiments.workloads.mnist1d_classification import (
   mnist1d_cnn,
@@ -43,6 +44,7 @@ WORKLOADS: Mapping[str, Callable[..., Workload]] = types.MappingProxyType(
     "continual_mnist1d": continual_mnist1d,
     "input_permuted_mnist1d": input_permuted_mnist1d,
     "slowly_changing_regression": slowly_changing_regression,
+    "drifting_regression": drifting_regression,
     "charlm": charlm,
     "cifar10_resnet18": cifar10_resnet18,
     "tinystories_llama": tinystories_llama,
