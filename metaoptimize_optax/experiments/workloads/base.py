@@ -40,6 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 Params = Any
@@ -75,3 +76,17 @@ ONLINE_PREFIX = "online_"
 def higher_is_better(metric: str) -> bool:
   """Whether a larger value of ``metric`` (e.g. ``"test_accuracy"``) is better."""
   return metric.endswith("_accuracy")
+
+
+def squared_error_loss(apply: Callable[..., tuple[Any, Any]]) -> Callable[..., Any]:
+  """A ``Workload.loss`` for scalar regression: the mean over the batch of
+  ``(y - f(x))**2``, with ``f`` the model's single output (``apply(params, model_state, x)``
+  returns ``(outputs of shape (n, 1), model_state)``, as :meth:`.models.PureModel.apply`)."""
+
+  def loss(params, model_state, batch, train):
+    del train
+    prediction, _ = apply(params, model_state, jnp.asarray(batch["x"]))
+    value = jnp.mean((jnp.asarray(batch["y"]) - prediction[:, 0]) ** 2)
+    return value, ({"loss": value}, model_state)
+
+  return loss

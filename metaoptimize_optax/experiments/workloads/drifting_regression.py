@@ -28,12 +28,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
-import jax.numpy as jnp
 import numpy as np
 
 from metaoptimize_optax.experiments.models import MLP, PureModel
 from metaoptimize_optax.experiments.workloads import options
-from metaoptimize_optax.experiments.workloads.base import Workload
+from metaoptimize_optax.experiments.workloads.base import Workload, squared_error_loss
 from metaoptimize_optax.experiments.workloads.sampling import Stream, stream_rng
 
 
@@ -101,12 +100,6 @@ def drifting_regression(
       y = y + noise * rng.standard_normal(n)
     return {"x": x, "y": y.astype(np.float32)}
 
-  def loss(params, model_state, batch, train):
-    del train
-    prediction, _ = model.apply(params, model_state, jnp.asarray(batch["x"]))
-    value = jnp.mean((jnp.asarray(batch["y"]) - prediction[:, 0]) ** 2)
-    return value, ({"loss": value}, model_state)
-
   def train_batch(seed: int, step: int):
     return labelled(seed, step, stream_rng(seed, Stream.STEP, step), batch_size, noise_std)
 
@@ -116,7 +109,7 @@ def drifting_regression(
   return Workload(
     name="drifting_regression",
     init=model.init,
-    loss=loss,
+    loss=squared_error_loss(model.apply),
     train_batch=train_batch,
     eval_batches=eval_batches,
     metrics=("loss",),
