@@ -143,6 +143,8 @@ def test_plots_hold_every_optimizer(results_dir):
   assert labels == ["MO", "AdamW (learning_rate=0.01)", "Bad"]
   assert fig.axes[0].get_yscale() == "log"
   assert len(fig.axes) == 2  # training loss and test loss
+  # A curve of few points (these short runs' logs and evaluations) shows them as markers.
+  assert all(line.get_marker() == "o" for ax in fig.axes for line in ax.get_lines()[:1])
 
   fig = plots.learning_rate_figure(found)
   visible = [ax for ax in fig.axes if ax.get_visible()]
