@@ -505,7 +505,7 @@ def _update(
     meta_state=meta_state,
     trace=trace,
     base_state_trace=base_state_trace,
-    count=jnp.asarray(optax.safe_increment(state.count)),
+    count=cast(jax.Array, optax.safe_increment(state.count)),
     meta_parameters=learned,
   )
 

@@ -40,6 +40,7 @@ from metaoptimize_optax.experiments.config import (
   ExperimentConfig,
   builtin_configs,
   load_config,
+  parse_yaml,
 )
 from metaoptimize_optax.experiments.report import command as report_command
 
@@ -218,12 +219,10 @@ def _summarize(args: argparse.Namespace) -> int:
 
 
 def _list_configs() -> int:
-  import yaml
-
   names = builtin_configs()
   width = max(map(len, names))
   for name, path in names.items():
-    about = " ".join(str((yaml.safe_load(path.read_text()) or {}).get("description", "")).split())
+    about = " ".join(str((parse_yaml(path.read_text()) or {}).get("description", "")).split())
     line = f"{name.ljust(width)}  {about}"
     print(line if len(line) <= 100 else line[:99] + "…")
   return 0

@@ -36,7 +36,8 @@ from metaoptimize_optax.experiments.results import (
 
 Curve = tuple[np.ndarray, np.ndarray]  # Steps and values.
 
-# A test-loss panel with fewer points than this draws them as markers too.
+# A curve of the loss figure with fewer points than this (a short run's evaluations) is
+# drawn with markers too.
 FEW_POINTS = 20
 
 

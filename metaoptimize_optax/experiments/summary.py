@@ -252,6 +252,17 @@ def _notes(row: dict[str, Any]) -> str:
   return "; ".join(notes)
 
 
+def _metric_cells(row: dict[str, Any], metrics: Sequence[str]) -> list[str]:
+  """A row's ``metrics`` as table cells: mean ± std, or why there is none."""
+  if not row["finished"]:
+    return ["diverged" if row["diverged"] else "—"] * len(metrics)
+  return [format_stat(row["metrics"].get(m)) for m in metrics]
+
+
+def _place(row: dict[str, Any]) -> str:
+  return "—" if row.get("rank") is None else str(row["rank"])
+
+
 def table(summary: dict[str, Any]) -> str:
   """The comparison as a Markdown table."""
   columns = _columns(summary)
@@ -267,10 +278,7 @@ def table(summary: dict[str, Any]) -> str:
   header += ["ms / step", "notes"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for row in summary["optimizers"]:
-    if not row["finished"]:
-      cells = ["diverged" if row["diverged"] else "—"] * len(columns)
-    else:
-      cells = [format_stat(row["metrics"].get(c)) for c in columns]
+    cells = _metric_cells(row, columns)
     if target is not None:
       reach = row["steps_to_target"]
       cell = "not reached" if not reach["reached"] else f"{reach['mean']:.0f}"
@@ -280,8 +288,7 @@ def table(summary: dict[str, Any]) -> str:
     st = row["step_time"]
     cells.append(format_stat(st, scale=1e3, digits=3))
     cells.append(_notes(row))
-    place = "—" if row.get("rank") is None else str(row["rank"])
-    lines.append("| " + " | ".join([row["optimizer"], place, *cells]) + " |")
+    lines.append("| " + " | ".join([row["optimizer"], _place(row), *cells]) + " |")
   return "\n".join(lines)
 
 
@@ -366,12 +373,8 @@ def console_table(summary: dict[str, Any], width: int = CONSOLE_WIDTH) -> str:
   header = ["rank", "optimizer", *(m.replace("_", " ") for m in metrics), "ms/step"]
   rows = []
   for row in summary["optimizers"]:
-    if row["finished"]:
-      cells = [format_stat(row["metrics"].get(m)) for m in metrics]
-    else:
-      cells = ["diverged" if row["diverged"] else "—"] * len(metrics)
-    place = "—" if row.get("rank") is None else str(row["rank"])
-    rows.append([place, row["optimizer"], *cells, format_stat(row["step_time"], 1e3, 3)])
+    cells = _metric_cells(row, metrics)
+    rows.append([_place(row), row["optimizer"], *cells, format_stat(row["step_time"], 1e3, 3)])
   widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
   spare = width - (sum(widths) + 2 * (len(widths) - 1))
   if spare < 0:  # Shorten the names, the one free-length column.
