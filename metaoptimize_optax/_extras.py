@@ -5,6 +5,8 @@ from __future__ import annotations
 # The top-level module of each optional dependency -> the extra that installs it.
 EXTRA_OF_MODULE = {
   "flax": "flax",
+  "gymnax": "rl",
+  "six": "rl",  # gymnax imports it without declaring it.
   "matplotlib": "experiments",
   "mnist1d": "experiments",
   "orbax": "experiments",

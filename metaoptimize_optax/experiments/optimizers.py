@@ -31,7 +31,8 @@ Names:
   update alone), i.e. hypergradient descent on the log learning rate. Its meta
   optimizer defaults to the paper's Lion, so that against ``metaoptimize`` only
   ``gamma`` differs; ``meta: sgd`` gives the classic additive rule.
-* ``adamw``, ``adamw_cosine`` (linear warm-up, cosine decay), ``sgdm`` (fixed
+* ``adamw``, ``adamw_cosine`` (linear warm-up, cosine decay), ``adamw_linear``
+  (linear decay to the end, PPO's anneal), ``sgdm`` (fixed
   rate; ``momentum: 0`` is plain SGD), ``sgdm_cosine``, ``lion``: the hand-tuned
   peers.
 * ``prodigy``, ``mechanic`` (``optax.contrib.mechanize`` around Adam), ``dog``,
@@ -385,6 +386,24 @@ def _adamw_cosine(
 ) -> BuiltOptimizer:
   """AdamW with linear warm-up (default 5% of the run) and cosine decay to the end."""
   schedule = _warmup_cosine(steps, learning_rate, _warmup(steps, warmup_steps), end_learning_rate)
+  tx = optax.adamw(schedule, b1, b2, eps, weight_decay=weight_decay)
+  return BuiltOptimizer(_clipped(tx, clip_norm), logged_rates=_schedule_rate(schedule))
+
+
+def _adamw_linear(
+  steps: int,
+  *,
+  learning_rate: float = 1e-3,
+  end_learning_rate: float = 0.0,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  eps: float = 1e-8,
+  weight_decay: float = 0.1,
+  clip_norm: float | None = None,
+) -> BuiltOptimizer:
+  """AdamW with the rate decayed linearly to ``end_learning_rate`` over the run (PPO's
+  anneal, as in PureJaxRL's ``ANNEAL_LR``)."""
+  schedule = optax.linear_schedule(learning_rate, end_learning_rate, max(steps, 1))
   tx = optax.adamw(schedule, b1, b2, eps, weight_decay=weight_decay)
   return BuiltOptimizer(_clipped(tx, clip_norm), logged_rates=_schedule_rate(schedule))
 
@@ -793,6 +812,7 @@ REGISTRY: Mapping[str, OptimizerSpec] = types.MappingProxyType(
     ),
     "adamw": OptimizerSpec(_adamw, "AdamW at a fixed learning rate"),
     "adamw_cosine": OptimizerSpec(_adamw_cosine, "AdamW, linear warm-up and cosine decay"),
+    "adamw_linear": OptimizerSpec(_adamw_linear, "AdamW, rate decayed linearly to the end"),
     "sgdm": OptimizerSpec(_sgdm, "SGD (with momentum) at a fixed learning rate"),
     "sgdm_cosine": OptimizerSpec(_sgdm_cosine, "SGD with momentum and cosine decay"),
     "lion": OptimizerSpec(_lion, "Lion at a fixed learning rate"),

@@ -23,20 +23,20 @@ from metaoptimize_optax.experiments.spec import (
   OptimizerConfig,
   WorkloadConfig,
 )
-from metaoptimize_optax.experiments.workloads.base import Workload
+from metaoptimize_optax.experiments.workloads.base import AgentWorkload, Workload
 
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
   """What an experiment runs: its workload and each selected optimizer, built."""
 
-  workload: Workload
+  workload: Workload | AgentWorkload
   # (display name, grid point label) -> the optimizer built at that point.
   optimizers: Mapping[tuple[str, str], optimizer_lib.BuiltOptimizer]
   selected: tuple[OptimizerConfig, ...]  # The optimizers to run, in the config's order.
 
 
-def build_workload(config: WorkloadConfig) -> Workload:
+def build_workload(config: WorkloadConfig) -> Workload | AgentWorkload:
   """The workload a config names, or a :class:`ConfigError` saying what is wrong.
 
   An unknown name or option lists the valid ones; a missing data path names the
@@ -55,7 +55,7 @@ def build_workload(config: WorkloadConfig) -> Workload:
 
 def resolve(
   config: ExperimentConfig,
-  workload: Workload | None = None,
+  workload: Workload | AgentWorkload | None = None,
   names: Sequence[str] | None = None,
 ) -> Plan:
   """Builds the workload (unless given) and each optimizer of ``config`` (or those
@@ -66,6 +66,8 @@ def resolve(
       initialized on the workload's params.
   """
   workload = build_workload(config.workload) if workload is None else workload
+  if isinstance(workload, AgentWorkload):
+    _check_agent_config(config, workload)
   selected = tuple(o for o in config.optimizers if not names or o.display_name in names)
   params, _ = jax.eval_shape(workload.init, jax.random.PRNGKey(0))
   built = {}
@@ -81,3 +83,21 @@ def resolve(
         raise ConfigError(f"{where}: {e}") from None
       built[opt.display_name, point.label] = optimizer
   return Plan(workload=workload, optimizers=built, selected=selected)
+
+
+def _check_agent_config(config: ExperimentConfig, workload: AgentWorkload) -> None:
+  """What an agent workload's runs cannot do: part of an iteration, evaluations between
+  iterations, checkpoints (its seeds run together, in chunks of iterations)."""
+  per_iteration = workload.updates_per_iteration
+  if config.steps % per_iteration:
+    whole = config.steps // per_iteration * per_iteration
+    raise ConfigError(
+      f"steps={config.steps} must be a multiple of the {per_iteration} optimizer updates of one "
+      f"iteration of workload {workload.name!r}, e.g. {whole}"
+    )
+  for key in ("eval_every", "checkpoint_every"):
+    if getattr(config, key):
+      raise ConfigError(
+        f"{key}={getattr(config, key)} is not supported by workload {workload.name!r} "
+        "(an agent's returns are scored as it trains); set it to 0"
+      )

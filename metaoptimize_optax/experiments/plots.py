@@ -97,7 +97,8 @@ def panel_axes(n: int, width: float = 6.0, height: float = 4.2, ncols: int = 3) 
 
 
 def loss_figure(results: Results) -> Figure:
-  """Training loss (and evaluation loss) of every optimizer: mean over seeds, min–max band.
+  """Training loss (and evaluation loss, or an agent's return) of every optimizer: mean
+  over seeds, min–max band.
 
   Diverged runs are drawn up to their divergence (marked x) and left out of the
   y range. A curve of fewer than ``FEW_POINTS`` points (a short run's
@@ -110,6 +111,8 @@ def loss_figure(results: Results) -> Figure:
   ]
   if eval_key:
     panels.append(("eval", eval_key, eval_key.replace("_", " ")))
+  if any("return" in r for res in loaded for run in res.chosen.runs for r in run.train):
+    panels.append(("train", "return", "episodic return (mean per log interval)"))
   fig, axes = panel_axes(len(panels), 6.5, 4.5)
   for ax, (event, key, title) in zip(axes, panels, strict=True):
     finite_range: list[float] = []
@@ -134,7 +137,7 @@ def loss_figure(results: Results) -> Figure:
         finite_range += [*lo, *hi]
     if finite_range:
       top, bottom = max(finite_range), min(finite_range)
-      if bottom > 0:
+      if bottom > 0 and key != "return":
         ax.set_yscale("log")
         ax.set_ylim(bottom / 1.3, top * 1.3)
       else:

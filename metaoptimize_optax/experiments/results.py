@@ -49,7 +49,7 @@ from metaoptimize_optax.experiments.spec import (
   OptimizerConfig,
   slugify,
 )
-from metaoptimize_optax.experiments.workloads.base import ONLINE_PREFIX
+from metaoptimize_optax.experiments.workloads.base import ONLINE_PREFIX, higher_is_better
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -182,9 +182,12 @@ class RunRecords:
     return online_means(self.train)
 
   def online_score(self, metric: str = "online_loss") -> float:
-    """``metric`` (an online loss) of the run; infinite if it diverged or has none."""
+    """``metric`` (an online loss, or return) of the run; the worst value (infinite, with
+    the sign that is worse) if it diverged or has none."""
     value = self.online().get(metric)
-    return math.inf if self.diverged is not None or value is None else value
+    if self.diverged is not None or value is None:
+      return -math.inf if higher_is_better(metric) else math.inf
+    return value
 
 
 def _interval_steps(train: Records) -> list[int]:
@@ -237,10 +240,13 @@ def online_curve(train: Records, steps: int, bins: int = 10) -> dict[str, list[f
 
 def selection_metric(primary: str) -> str:
   """What picks a grid point: the primary metric when it is an online loss (measured on
-  training data, so no held-out data is used to tune), else the final training loss."""
-  return (
-    primary if primary.startswith(ONLINE_PREFIX) and primary.endswith("_loss") else ("train_loss")
-  )
+  training data, so no held-out data is used to tune); an agent's return over the whole
+  run (``online_return``, the area under its return curve) when the primary metric is a
+  return; else the final training loss."""
+  if primary.endswith("_return"):
+    return f"{ONLINE_PREFIX}return"
+  online_loss = primary.startswith(ONLINE_PREFIX) and primary.endswith("_loss")
+  return primary if online_loss else "train_loss"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,9 +258,9 @@ class PointResults:
 
   def score(self, metric: str = "train_loss") -> float:
     """The mean over seeds of the final training loss, or of ``metric`` when it is an
-    online loss (infinite when any run diverged)."""
+    online metric (the worst value, infinite, when any run diverged)."""
     if not self.runs:
-      return math.inf
+      return -math.inf if higher_is_better(metric) else math.inf
     if metric.startswith(ONLINE_PREFIX):
       return float(np.mean([r.online_score(metric) for r in self.runs]))
     return float(np.mean([r.train_loss_score() for r in self.runs]))
@@ -314,7 +320,8 @@ def load_results(output_dir: str | pathlib.Path) -> Results:
   select = selection_metric(primary)
   loaded = []
   for opt, points in found:
-    chosen = min(points, key=lambda p: (p.score(select), not p.runs))
+    sign = -1.0 if higher_is_better(select) else 1.0
+    chosen = min(points, key=lambda p: (sign * p.score(select), not p.runs))
     is_mo = _is_metaoptimize(opt, [run for p in points for run in p.runs])
     loaded.append(
       OptimizerResults(optimizer=opt, points=tuple(points), chosen=chosen, is_metaoptimize=is_mo)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import pathlib
@@ -59,7 +60,11 @@ from metaoptimize_optax.experiments.config import (
   GridPoint,
   OptimizerConfig,
 )
-from metaoptimize_optax.experiments.workloads.base import Workload
+from metaoptimize_optax.experiments.workloads.base import (
+  FINAL_RETURN_SHARE,
+  AgentWorkload,
+  Workload,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -283,21 +288,27 @@ def _interval_record(
   return record
 
 
-def _start_record(trainer: Trainer, spec: RunSpec, config: ExperimentConfig) -> dict[str, Any]:
+def _start_record(
+  workload: Workload | AgentWorkload,
+  optimizer: optimizer_lib.BuiltOptimizer,
+  devices: int,
+  spec: RunSpec,
+  config: ExperimentConfig,
+) -> dict[str, Any]:
   """The first record of a run: what it trains, with what, on which workload."""
   return {
     "event": "start",
     "optimizer": spec.optimizer.display_name,
     "name": spec.optimizer.name,
-    "metaoptimize": trainer.optimizer.is_metaoptimize,
+    "metaoptimize": optimizer.is_metaoptimize,
     "params": dict(spec.point.params),
     "grid_point": spec.point.label,
     "seed": spec.seed,
     "steps": config.steps,
-    "devices": int(trainer.mesh.devices.size),
-    "workload": trainer.workload.name,
-    "primary_metric": trainer.workload.primary_metric,
-    "stream": trainer.workload.stream,
+    "devices": devices,
+    "workload": workload.name,
+    "primary_metric": workload.primary_metric,
+    "stream": workload.stream,
   }
 
 
@@ -386,7 +397,10 @@ def train_run(
       metrics_path.write_text("")
     stream = stack.enter_context(metrics_path.open("a"))
     if start == 0:
-      results.write_record(stream, _start_record(trainer, spec, config))
+      start_record = _start_record(
+        trainer.workload, trainer.optimizer, int(trainer.mesh.devices.size), spec, config
+      )
+      results.write_record(stream, start_record)
     bar = stack.enter_context(
       tqdm.tqdm(
         total=config.steps,
@@ -471,6 +485,178 @@ def _result(
 
 
 # ----------------------------------------------------------------------------
+# Agent workloads: the policy collects the data; the seeds run together (vmapped).
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentTrainer:
+  """The jitted functions of one (agent workload, optimizer) pair, all seeds at once.
+
+  ``start(keys) -> carry`` and ``chunk(carry, step) -> (carry, metrics, values)``,
+  which runs ``iterations`` iterations of every seed; ``metrics`` holds each
+  iteration's ``loss`` and ``return`` (shaped ``(iterations, seeds)``) and ``values``
+  the optimizer's logged values after the chunk (:meth:`.BuiltOptimizer.per_step_values`).
+  """
+
+  workload: AgentWorkload
+  optimizer: optimizer_lib.BuiltOptimizer
+  start: Callable[[jax.Array], Any]
+  chunk: Callable[[int], Callable[..., tuple[Any, dict[str, Any], dict[str, Any]]]]
+
+
+def make_agent_trainer(
+  workload: AgentWorkload, optimizer: optimizer_lib.BuiltOptimizer
+) -> AgentTrainer:
+  """Jits the agent's start and its chunks of iterations (one compile per chunk length)."""
+  agent = workload.agent(optimizer.tx.init, optimizer.update)
+  per_iteration = workload.updates_per_iteration
+
+  @functools.cache
+  def chunk(iterations: int):
+    def run(carry, step):
+      carry, metrics = jax.lax.scan(
+        lambda c, _: jax.vmap(agent.iterate)(c), carry, None, length=iterations
+      )
+      done = step + iterations * per_iteration
+      values = jax.vmap(lambda c: optimizer.per_step_values(agent.optimizer_state(c), done))(carry)
+      return carry, metrics, values
+
+    return jax.jit(run, donate_argnums=0)
+
+  return AgentTrainer(workload, optimizer, jax.jit(jax.vmap(agent.start)), chunk)
+
+
+def train_agent_runs(
+  trainer: AgentTrainer,
+  specs: Sequence[RunSpec],
+  config: ExperimentConfig,
+  *,
+  resume: bool = False,
+  progress: bool = True,
+  counter: str = "",
+) -> list[RunResult]:
+  """Trains the runs of one optimizer and grid point, one per seed, together.
+
+  Each run's ``metrics.jsonl`` gets a train record every ``log_every`` updates
+  (rounded to whole iterations): the mean ``loss`` and ``return`` of its
+  iterations, the optimizer's values at its end, and ``step_time``, the wall time
+  per update divided by the number of seeds. The ``eval`` record at the end holds
+  ``final_return``, the mean return of the last 10% of the iterations. A seed
+  whose loss is not finite ends there, ``diverged``; the others go on. With
+  ``resume``, runs that all ended are left as they are; otherwise all start again.
+  """
+  paths = [s.directory / results.METRICS_FILE for s in specs]
+  ends = [results.end_record(results.read_records(p)) if resume else None for p in paths]
+  if all(ends):
+    return [
+      _result(s, e["status"], e["step"], e.get("reason", ""), p)
+      for s, e, p in zip(specs, ends, paths, strict=True)
+    ]
+  per_iteration = trainer.workload.updates_per_iteration
+  total = config.steps // per_iteration
+  every = max(1, config.log_every // per_iteration)
+  name = specs[0].optimizer.display_name + (
+    f" [{specs[0].point.label}]" if specs[0].point.label else ""
+  )
+  devices = 1
+  streams, returns, live = [], [[] for _ in specs], [True] * len(specs)
+  with contextlib.ExitStack() as stack:
+    for spec, path in zip(specs, paths, strict=True):
+      spec.directory.mkdir(parents=True, exist_ok=True)
+      streams.append(stack.enter_context(path.open("w")))
+      start = _start_record(trainer.workload, trainer.optimizer, devices, spec, config)
+      results.write_record(streams[-1], start)
+    bar = stack.enter_context(
+      tqdm.tqdm(
+        total=config.steps,
+        desc=f"{counter}: {name} seeds {len(specs)}" if counter else f"{name}",
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
+      )
+    )
+    carry = trainer.start(jnp.stack([jax.random.PRNGKey(s.seed) for s in specs]))
+    done, first = 0, True
+    while done < config.steps:
+      iterations = min(every, total - done // per_iteration)
+      clock = time.perf_counter()
+      carry, metrics, values = trainer.chunk(iterations)(carry, np.int32(done))
+      metrics, values = jax.device_get((metrics, values))
+      elapsed = time.perf_counter() - clock
+      step_time = None if first else elapsed / (iterations * per_iteration * len(specs))
+      first = False
+      for i, stream in enumerate(streams):
+        if live[i]:
+          seed_values = jax.tree.map(lambda v, i=i: v[i], values)
+          live[i] = _log_agent_interval(
+            stream,
+            done,
+            per_iteration,
+            metrics["loss"][:, i],
+            metrics["return"][:, i],
+            seed_values,
+            step_time,
+            returns[i],
+          )
+      done += iterations * per_iteration
+      bar.update(iterations * per_iteration)
+      bar.set_postfix(ret=f"{np.nanmean(metrics['return'][-1]):.4g}")
+    last = max(1, math.ceil(FINAL_RETURN_SHARE * total))
+    for i, stream in enumerate(streams):
+      if live[i]:
+        final = np.asarray(returns[i][-last:], np.float64)
+        final_return = float(np.nanmean(final)) if np.isfinite(final).any() else None
+        results.write_record(
+          stream, {"event": "eval", "step": config.steps, "final_return": final_return}
+        )
+        results.write_record(stream, {"event": "end", "status": "finished", "step": config.steps})
+  outcomes = []
+  for spec, path in zip(specs, paths, strict=True):
+    end = results.end_record(results.read_records(path)) or {}
+    outcomes.append(_result(spec, end["status"], end["step"], end.get("reason", ""), path))
+  logger.info("%s: %s.", name, ", ".join(f"seed {o.seed} {o.status}" for o in outcomes))
+  return outcomes
+
+
+def _log_agent_interval(
+  stream: Any,
+  done: int,
+  per_iteration: int,
+  losses: np.ndarray,
+  returns: np.ndarray,
+  values: dict[str, dict[str, Any]],
+  step_time: float | None,
+  history: list[float],
+) -> bool:
+  """Writes one seed's record of the iterations after update ``done`` (appending their
+  returns to ``history``); False, with ``diverged`` and ``end`` records, when a loss
+  is not finite."""
+  bad = _first_nonfinite(losses)
+  n = len(losses) if bad is None else bad
+  history.extend(returns[:n].tolist())
+  if n:
+    shown = returns[:n][np.isfinite(returns[:n])]
+    record: dict[str, Any] = {
+      "event": "train",
+      "step": done + n * per_iteration,
+      "loss": float(np.mean(losses[:n])),
+      "return": float(np.mean(shown)) if shown.size else None,
+    }
+    for group, named in values.items():
+      if named or group == "learning_rate":
+        record[group] = {k: float(v) for k, v in named.items()}
+    record["step_time"] = step_time
+    results.write_record(stream, record)
+  if bad is None:
+    return True
+  step = done + (bad + 1) * per_iteration
+  reason = f"non-finite training loss ({losses[bad]}) at step {step}"
+  for event in ({"event": "diverged"}, {"event": "end", "status": "diverged"}):
+    results.write_record(stream, {**event, "step": step, "reason": reason})
+  return False
+
+
+# ----------------------------------------------------------------------------
 # A whole experiment.
 
 
@@ -550,6 +736,11 @@ def run_experiment(
   )
   if out is None:
     out = prepare_output_dir(config, resume=resume, overwrite=overwrite)
+  if isinstance(plan.workload, AgentWorkload):
+    if stop_after is not None:
+      raise ConfigError("stop_after is not supported by an agent workload (its seeds run together)")
+    write_config(config, out, overwrite=overwrite)
+    return _run_agents(plan, config, out, resume=resume, progress=progress, on_result=on_result)
   mesh = data_mesh(_batch_size(plan.workload.train_batch(config.seeds[0], 0)), config.data_parallel)
   if mesh.devices.size > 1:
     logger.info("data parallel over %d devices", mesh.devices.size)
@@ -574,4 +765,37 @@ def run_experiment(
         outcomes.append(result)
         if on_result is not None:
           on_result(result)
+  return outcomes
+
+
+def _run_agents(
+  plan: plan_lib.Plan,
+  config: ExperimentConfig,
+  out: pathlib.Path,
+  *,
+  resume: bool,
+  progress: bool,
+  on_result: Callable[[RunResult], None] | None,
+) -> list[RunResult]:
+  """:func:`run_experiment` of an agent workload: each grid point's seeds together."""
+  assert isinstance(plan.workload, AgentWorkload)
+  outcomes: list[RunResult] = []
+  points = [(opt, point) for opt in plan.selected for point in opt.points()]
+  for k, (opt, point) in enumerate(points):
+    trainer = make_agent_trainer(plan.workload, plan.optimizers[opt.display_name, point.label])
+    specs = [
+      RunSpec(opt, point, seed, results.run_dir(out, opt, point, seed)) for seed in config.seeds
+    ]
+    found = train_agent_runs(
+      trainer,
+      specs,
+      config,
+      resume=resume,
+      progress=progress,
+      counter=f"point {k + 1} of {len(points)}",
+    )
+    for result in found:
+      outcomes.append(result)
+      if on_result is not None:
+        on_result(result)
   return outcomes

@@ -6,7 +6,8 @@ config, and the workload's primary metric; for an optimizer with a
 grid it keeps the point with the lowest final training loss (the mean over
 seeds of :func:`.results.final_train_loss`, the table's train loss; a diverged
 run counts as infinite) or, on a
-stream, the lowest mean online loss, every point having had the same budget.
+stream, the lowest mean online loss (for an agent, the highest mean online return), every
+point having had the same budget.
 
 Every run's training records are its *online* metrics (each batch's loss and
 accuracy before the update on it, see :mod:`.runner`): ``online_loss`` and
@@ -135,6 +136,7 @@ def rank(rows: Sequence[Mapping[str, Any]], metric: str) -> list[int | None]:
 def summarize(found: results.Results) -> dict[str, Any]:
   """The comparison as data (what ``summary.json`` holds)."""
   config, primary = found.config, found.primary_metric
+  select = results.selection_metric(primary)
   rows = []
   for res in found.optimizers:
     runs = res.chosen.runs
@@ -174,18 +176,15 @@ def summarize(found: results.Results) -> dict[str, Any]:
     if res.optimizer.grid:
       row["grid"] = {
         "parameters": {k: list(v) for k, v in res.optimizer.grid.items()},
-        "selected_by": f"lowest {_metric_text(results.selection_metric(primary))}, "
+        "selected_by": f"{'highest' if base.higher_is_better(select) else 'lowest'} "
+        f"{_metric_text(select)}, "
         "mean over seeds, same budget",
         "best": res.chosen.point.label,
         "points": [
           {
             "point": p.point.label,
             "final_train_loss": None if math.isinf(p.score()) else p.score(),
-            "score": (
-              None
-              if math.isinf(p.score(results.selection_metric(primary)))
-              else p.score(results.selection_metric(primary))
-            ),
+            "score": (None if math.isinf(p.score(select)) else p.score(select)),
             "diverged": sum(r.diverged is not None for r in p.runs),
             "runs": len(p.runs),
           }
@@ -201,7 +200,7 @@ def summarize(found: results.Results) -> dict[str, Any]:
     "seeds": list(config.seeds),
     "target_loss": config.target_loss,
     "primary_metric": primary,
-    "selected_by": results.selection_metric(primary),
+    "selected_by": select,
     "optimizers": rows,
   }
 
@@ -239,7 +238,7 @@ def _notes(row: dict[str, Any]) -> str:
     tried = "; ".join(
       f"{k} ∈ {{{', '.join(map(format_value, v))}}}" for k, v in grid["parameters"].items()
     )
-    by = grid["selected_by"].split(",")[0].removeprefix("lowest ")
+    by = grid["selected_by"].split(",")[0].removeprefix("lowest ").removeprefix("highest ")
     notes.append(f"tuned: {tried}; best {grid['best']} by {by}")
   if row.get("meta_parameters"):
     learned = ", ".join(f"{k} {format_stat(v)}" for k, v in row["meta_parameters"].items())
@@ -323,6 +322,12 @@ def summary_markdown(config: ExperimentConfig, summary: dict[str, Any]) -> str:
     "when the workload has one, else the mean over the last logged interval), mean ± "
     "standard deviation over the seeds that finished.",
   ]
+  if primary.endswith("_return"):
+    parts.append(
+      "An agent: final return is the mean episodic return over the last 10% of the "
+      "iterations; online return, its mean over the whole run (the area under the return "
+      "curve per update); train return, over the last logged interval."
+    )
   if config.target_loss is not None:
     parts.append(
       f"Steps to target: the first logged step at which the training loss "
@@ -333,10 +338,11 @@ def summary_markdown(config: ExperimentConfig, summary: dict[str, Any]) -> str:
     "Time per step: wall time with `block_until_ready`, first (compiling) step excluded."
   )
   if any("grid" in row for row in summary["optimizers"]):
+    select = summary.get("selected_by", "train_loss")
     parts.append(
       "Tuned optimizers ran every grid point on the same budget and seeds; the "
-      "table shows the point with the lowest "
-      f"{_metric_text(summary.get('selected_by', 'train_loss'))}."
+      f"table shows the point with the {'highest' if base.higher_is_better(select) else 'lowest'} "
+      f"{_metric_text(select)}."
     )
   parts += ["", table(summary), ""]
   curve = curve_table(summary) if primary.startswith(ONLINE_PREFIX) else ""

@@ -30,7 +30,11 @@ optimizers on it (reports, ``compare``, ``report``):
 * a finite workload declares its held-out metric (``"test_accuracy"``,
   ``"test_loss"``), or ``"train_loss"`` when it has none.
 
-Names ending in ``_accuracy`` are better higher, every other name lower.
+Names ending in ``_accuracy`` or ``_return`` are better higher, every other name lower.
+
+An :class:`AgentWorkload` is the other kind: an agent that collects its own data by
+acting in an environment (reinforcement learning), so the data depend on the params
+and cannot be a function of ``(seed, step)``. It declares ``"final_return"``.
 """
 
 from __future__ import annotations
@@ -73,9 +77,58 @@ class Workload:
 ONLINE_PREFIX = "online_"
 
 
+@dataclasses.dataclass(frozen=True)
+class Agent:
+  """One agent's training as pure functions of a carry, for one optimizer.
+
+  ``start(key) -> carry``: the agent's params, optimizer state, environment state
+  and random key at the start of training. ``iterate(carry) -> (carry, metrics)``:
+  one iteration, which collects data with the current policy and then makes
+  ``AgentWorkload.updates_per_iteration`` optimizer updates on it; ``metrics`` holds
+  ``"loss"`` (the mean over the updates of the loss before each) and ``"return"``
+  (the mean episodic return of the episodes that ended in the iteration, else the
+  last such value; NaN before the first). ``optimizer_state(carry)`` is the
+  optimizer state in the carry.
+  """
+
+  start: Callable[[jax.Array], Any]
+  iterate: Callable[[Any], tuple[Any, dict[str, jax.Array]]]
+  optimizer_state: Callable[[Any], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentWorkload:
+  """A task whose data the learner collects itself by acting (reinforcement learning).
+
+  ``init(key) -> (params, {})`` as :class:`Workload`'s. ``agent(init, update) ->
+  Agent`` builds the pure training functions around an optimizer's ``init(params)``
+  and ``update(grads, opt_state, params, *, value_fn, value)`` (as
+  :meth:`.optimizers.BuiltOptimizer.update`). A run's ``steps`` count optimizer
+  updates and must be a multiple of ``updates_per_iteration``.
+
+  Its scores: ``final_return``, the mean return over the last 10% of the
+  iterations (the primary metric), and ``online_return``, the mean return over the
+  whole run, i.e. the area under the return curve per update.
+  """
+
+  name: str
+  init: Callable[[jax.Array], tuple[Params, ModelState]]
+  agent: Callable[..., Agent]
+  updates_per_iteration: int
+  metrics: tuple[str, ...] = ("loss", "return")
+  default_steps: int = 15616
+  primary_metric: str = "final_return"
+  stream: bool = False
+
+
+# The share of a run's last iterations that ``final_return`` averages.
+FINAL_RETURN_SHARE = 0.1
+
+
 def higher_is_better(metric: str) -> bool:
-  """Whether a larger value of ``metric`` (e.g. ``"test_accuracy"``) is better."""
-  return metric.endswith("_accuracy")
+  """Whether a larger value of ``metric`` (e.g. ``"test_accuracy"``, ``"final_return"``)
+  is better."""
+  return metric.endswith(("_accuracy", "_return"))
 
 
 def squared_error_loss(apply: Callable[..., tuple[Any, Any]]) -> Callable[..., Any]:

@@ -17,7 +17,7 @@ import types
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from metaoptimize_optax.experiments.workloads.base import Workload
+from metaoptimize_optax.experiments.workloads.base import AgentWorkload, Workload
 from metaoptimize_optax.experiments.workloads.charlm import charlm
 from metaoptimize_optax.experiments.workloads.cifar10_resnet import cifar10_resnet18
 from metaoptimize_optax.experiments.workloads.continual_mnist1d import continual_mnist1d
@@ -28,6 +28,7 @@ from metaoptimize_optax.experiments.workloads.mnist1d_classification import (
   mnist1d_mlp,
 )
 from metaoptimize_optax.experiments.workloads.noisy_quadratic import noisy_quadratic
+from metaoptimize_optax.experiments.workloads.ppo import ppo
 from metaoptimize_optax.experiments.workloads.slowly_changing_regression import (
   slowly_changing_regression,
 )
@@ -35,7 +36,7 @@ from metaoptimize_optax.experiments.workloads.tinystories import tinystories_lla
 from metaoptimize_optax.experiments.workloads.tracking import tracking
 
 # Read-only: workload name -> factory taking keyword-only options.
-WORKLOADS: Mapping[str, Callable[..., Workload]] = types.MappingProxyType(
+WORKLOADS: Mapping[str, Callable[..., Workload | AgentWorkload]] = types.MappingProxyType(
   {
     "noisy_quadratic": noisy_quadratic,
     "tracking": tracking,
@@ -48,6 +49,7 @@ WORKLOADS: Mapping[str, Callable[..., Workload]] = types.MappingProxyType(
     "charlm": charlm,
     "cifar10_resnet18": cifar10_resnet18,
     "tinystories_llama": tinystories_llama,
+    "ppo": ppo,
   }
 )
 
@@ -82,7 +84,7 @@ def _cwd_on_path() -> Iterator[None]:
       sys.path.remove(cwd)
 
 
-def import_factory(name: str) -> Callable[..., Workload]:
+def import_factory(name: str) -> Callable[..., Workload | AgentWorkload]:
   """The factory that ``name`` (``"package.module:factory"``) names.
 
   Raises:
@@ -108,7 +110,7 @@ def import_factory(name: str) -> Callable[..., Workload]:
   return factory
 
 
-def _factory(name: str) -> Callable[..., Workload]:
+def _factory(name: str) -> Callable[..., Workload | AgentWorkload]:
   if is_user_workload(name):
     return import_factory(name)
   if name not in WORKLOADS:
@@ -119,7 +121,7 @@ def _factory(name: str) -> Callable[..., Workload]:
   return WORKLOADS[name]
 
 
-def get_workload(name: str, **kwargs: Any) -> Workload:
+def get_workload(name: str, **kwargs: Any) -> Workload | AgentWorkload:
   """Builds workload ``name`` with the given options.
 
   Raises:
@@ -146,9 +148,9 @@ def get_workload(name: str, **kwargs: Any) -> Workload:
       f"workload {name!r} requires option(s) {', '.join(missing)}; accepted options: {listing}"
     )
   workload = factory(**kwargs)
-  if not isinstance(workload, Workload):
+  if not isinstance(workload, Workload | AgentWorkload):
     raise TypeError(
       f"the factory of workload {name!r} returned a {type(workload).__name__}, not a "
-      "metaoptimize_optax.experiments.workloads.Workload"
+      "metaoptimize_optax.experiments.workloads.Workload or AgentWorkload"
     )
   return workload
