@@ -41,6 +41,7 @@ def test_notebooks_exist():
     "03_blocks_and_curvature.ipynb",
     "04_continual_learning.ipynb",
     "05_meta_parameters.ipynb",
+    "06_reinforcement_learning.ipynb",
   } <= names, names
 
 
@@ -82,7 +83,9 @@ def test_first_code_cell_installs_when_missing(path):
   assert lines[try_at + 1].strip() == "import metaoptimize_optax  # noqa: F401"
   assert lines[try_at + 2] == "except ImportError:"
   pip = [line for line in lines[try_at + 3 :] if line.strip().startswith("%pip")]
-  assert pip == ['  %pip install -q "{source}[experiments]"'], pip
+  # The extras the notebook needs: the experiments, and PPO's environments for the RL one.
+  extra = "rl" if path.name == "06_reinforcement_learning.ipynb" else "experiments"
+  assert pip == [f'  %pip install -q "{{source}}[{extra}]"'], pip
   lowered = src.lower()
   assert not any(host in lowered for host in REGISTRY_HOSTS), src
   assert "<" not in src and "git+" not in src, "no placeholder: the cell works as written"
@@ -127,9 +130,13 @@ def kernel_spec_manager(tmp_path_factory):
   return jupyter_client.KernelSpecManager(kernel_dirs=[str(kernels)])
 
 
-# Executed in the default suite: the quickstart and the stream notebook; the others
+# Executed in the default suite: the quickstart, the stream notebook and PPO; the others
 # (20-35 s each) under -m slow.
-FAST_NOTEBOOKS = ("01_quickstart.ipynb", "04_continual_learning.ipynb")
+FAST_NOTEBOOKS = (
+  "01_quickstart.ipynb",
+  "04_continual_learning.ipynb",
+  "06_reinforcement_learning.ipynb",
+)
 
 
 @pytest.mark.parametrize(
