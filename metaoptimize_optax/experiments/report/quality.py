@@ -184,8 +184,9 @@ def markdown(data: Mapping[str, Any], by_optimizer: bool = False) -> str:
     f"{len(data['workloads'])} workload(s), {len(names)} optimizer(s). Each cell: the final "
     "value (the last evaluation, as in each workload's summary.md), mean ± standard "
     "deviation over seeds; **bold**: the best of the " + line + " (lowest loss, highest "
-    "accuracy) among the optimizers that finished every seed. A tuned optimizer shows its grid "
-    "point with the lowest final training loss (on a stream, the lowest online loss). "
+    "accuracy or return) among the optimizers that finished every seed. A tuned optimizer "
+    "shows its grid point with the lowest final training loss (on a stream, the lowest online "
+    "loss; for an agent, the highest online return). "
     f"{MISSING}: not run on that workload; "
     "diverged / incomplete: no seed finished; (k/n seeds): only k of the n seeds finished.",
     "",
@@ -215,7 +216,8 @@ def markdown(data: Mapping[str, Any], by_optimizer: bool = False) -> str:
       data["primary"],
       "Each workload's own score: the mean online loss over the whole run (each "
       "training batch's loss before the update on it) for a stream, the held-out "
-      "metric for a finite workload; (#k): the rank in the workload.",
+      "metric for a finite workload, the final return (the mean episodic return over the "
+      "last 10% of the iterations) for an agent; (#k): the rank in the workload.",
       "",
       ranked=True,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from metaoptimize_optax.experiments.workloads.base import Workload
+from metaoptimize_optax.experiments.workloads.base import Agent, AgentWorkload, Workload
 
 if TYPE_CHECKING:
   from metaoptimize_optax.experiments.workloads.registry import (
@@ -30,4 +30,4 @@ def __getattr__(name: str) -> Any:
   raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["WORKLOADS", "Workload", "get_workload", "workload_options"]
+__all__ = ["WORKLOADS", "Agent", "AgentWorkload", "Workload", "get_workload", "workload_options"]
