@@ -558,13 +558,12 @@ def train_agent_runs(
   name = specs[0].optimizer.display_name + (
     f" [{specs[0].point.label}]" if specs[0].point.label else ""
   )
-  devices = 1
   streams, returns, live = [], [[] for _ in specs], [True] * len(specs)
   with contextlib.ExitStack() as stack:
     for spec, path in zip(specs, paths, strict=True):
       spec.directory.mkdir(parents=True, exist_ok=True)
       streams.append(stack.enter_context(path.open("w")))
-      start = _start_record(trainer.workload, trainer.optimizer, devices, spec, config)
+      start = _start_record(trainer.workload, trainer.optimizer, 1, spec, config)
       results.write_record(streams[-1], start)
     bar = stack.enter_context(
       tqdm.tqdm(
@@ -576,15 +575,17 @@ def train_agent_runs(
       )
     )
     carry = trainer.start(jnp.stack([jax.random.PRNGKey(s.seed) for s in specs]))
-    done, first = 0, True
+    done, compiled = 0, set()  # Chunk lengths compiled: a chunk that compiles is not timed.
     while done < config.steps:
       iterations = min(every, total - done // per_iteration)
       clock = time.perf_counter()
       carry, metrics, values = trainer.chunk(iterations)(carry, np.int32(done))
       metrics, values = jax.device_get((metrics, values))
       elapsed = time.perf_counter() - clock
-      step_time = None if first else elapsed / (iterations * per_iteration * len(specs))
-      first = False
+      step_time = None
+      if iterations in compiled:
+        step_time = elapsed / (iterations * per_iteration * len(specs))
+      compiled.add(iterations)
       for i, stream in enumerate(streams):
         if live[i]:
           seed_values = jax.tree.map(lambda v, i=i: v[i], values)
@@ -600,7 +601,9 @@ def train_agent_runs(
           )
       done += iterations * per_iteration
       bar.update(iterations * per_iteration)
-      bar.set_postfix(ret=f"{np.nanmean(metrics['return'][-1]):.4g}")
+      latest = metrics["return"][-1]
+      if np.isfinite(latest).any():
+        bar.set_postfix(ret=f"{np.nanmean(latest):.4g}")
     last = max(1, math.ceil(FINAL_RETURN_SHARE * total))
     for i, stream in enumerate(streams):
       if live[i]:
