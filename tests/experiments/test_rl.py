@@ -137,36 +137,45 @@ def test_agent_iterations_record_loss_and_episode_returns(tiny_ppo):
 # The runner's agent path and the scores.
 
 
-def test_agent_runs_write_records_scored_by_return(tmp_path):
+def test_compare_of_an_agent_writes_records_and_ranks_by_return(tmp_path, capsys):
   config = _config(
     tmp_path,
     {
       "Adam": {"name": "adamw", "weight_decay": 0.0, "grid": {"learning_rate": [1e-4, 1e-2]}},
-      "Recommended": {"name": "recommended"},
+      "DoG": {"name": "dog"},
     },
   )
-  resolved = plan.resolve(config)
-  outcomes = runner.run_experiment(config, resolved, progress=False)
-  assert [o.status for o in outcomes] == ["finished"] * 6
-  path = results.run_dir(
-    tmp_path / "out", config.optimizers[0], config.optimizers[0].points()[0], 0
-  )
-  records = results.read_records(path / results.METRICS_FILE)
-  start, *train, evaluation, end = records
+  path = tmp_path / "config.yaml"
+  path.write_text(yaml.safe_dump(config.to_dict()))
+  assert cli.main(["compare", str(path), "--no-progress"]) == 0
+  assert "final return" in capsys.readouterr().out
+
+  adam = config.optimizers[0]
+  run = results.run_dir(tmp_path / "out", adam, adam.points()[0], 0)
+  start, *train, evaluation, end = results.read_records(run / results.METRICS_FILE)
   assert start["primary_metric"] == "final_return" and start["steps"] == 20
   assert [r["step"] for r in train] == [2 * k for k in range(1, 11)]  # one iteration a record
-  assert all(
-    set(r) == {"event", "step", "loss", "return", "learning_rate", "step_time"} for r in train
-  )
+  keys = {"event", "step", "loss", "return", "learning_rate", "step_time"}
+  assert all(set(r) == keys for r in train)
   assert set(evaluation) == {"event", "step", "final_return"} and end["status"] == "finished"
   # final_return: the mean return of the last 10% of the iterations (here the last one).
   assert evaluation["final_return"] == pytest.approx(train[-1]["return"])
 
   found = results.load_results(tmp_path / "out")
   assert found.primary_metric == "final_return"
-  adam = found.optimizers[0]
-  scores = [p.score("online_return") for p in adam.points]
-  assert adam.chosen is adam.points[int(np.argmax(scores))]  # the highest return picks
+  scores = [p.score("online_return") for p in found.optimizers[0].points]
+  assert found.optimizers[0].chosen is found.optimizers[0].points[int(np.argmax(scores))]
+
+  summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+  assert summary["primary_metric"] == "final_return"
+  assert summary["selected_by"] == "online_return"
+  rows = sorted(summary["optimizers"], key=lambda r: r["rank"])
+  means = [r["metrics"]["final_return"]["mean"] for r in rows]
+  assert means == sorted(means, reverse=True)  # rank 1: the highest return
+  assert "online_return" in rows[0]["metrics"]
+  grid = next(r["grid"] for r in summary["optimizers"] if "grid" in r)
+  assert grid["selected_by"].startswith("highest online return")
+  assert (tmp_path / "out" / "loss.png").exists()
 
 
 def test_vmapped_seeds_equal_each_seed_alone(tmp_path):
@@ -222,21 +231,3 @@ def test_agent_configs_that_cannot_run_are_refused(tmp_path, change, message):
   config = config_lib.from_dict({**raw, **change})
   with pytest.raises(config_lib.ConfigError, match=message):
     plan.resolve(config)
-
-
-def test_compare_of_an_agent_ranks_by_final_return(tmp_path, capsys):
-  config = _config(
-    tmp_path, {"Adam": {"name": "adamw_linear", "learning_rate": 1e-3}, "DoG": {"name": "dog"}}
-  )
-  path = tmp_path / "config.yaml"
-  path.write_text(yaml.safe_dump(config.to_dict()))
-  assert cli.main(["compare", str(path), "--no-progress"]) == 0
-  out = capsys.readouterr().out
-  assert "final return" in out
-  summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-  assert summary["primary_metric"] == "final_return"
-  rows = sorted(summary["optimizers"], key=lambda r: r["rank"])
-  means = [r["metrics"]["final_return"]["mean"] for r in rows]
-  assert means == sorted(means, reverse=True)  # rank 1: the highest return
-  assert "online_return" in rows[0]["metrics"]
-  assert (tmp_path / "out" / "loss.png").exists()
