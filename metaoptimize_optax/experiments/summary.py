@@ -118,6 +118,10 @@ def _metric_text(metric: str) -> str:
   return "final training loss" if metric == "train_loss" else metric.replace("_", " ")
 
 
+def _best(metric: str) -> str:
+  return "highest" if base.higher_is_better(metric) else "lowest"
+
+
 def rank(rows: Sequence[Mapping[str, Any]], metric: str) -> list[int | None]:
   """Each row's rank (1 = best) by the mean of ``metric`` over the seeds, among the rows
   that finished every seed with it; None for the others."""
@@ -176,15 +180,13 @@ def summarize(found: results.Results) -> dict[str, Any]:
     if res.optimizer.grid:
       row["grid"] = {
         "parameters": {k: list(v) for k, v in res.optimizer.grid.items()},
-        "selected_by": f"{'highest' if base.higher_is_better(select) else 'lowest'} "
-        f"{_metric_text(select)}, "
-        "mean over seeds, same budget",
+        "selected_by": f"{_best(select)} {_metric_text(select)}, mean over seeds, same budget",
         "best": res.chosen.point.label,
         "points": [
           {
             "point": p.point.label,
             "final_train_loss": None if math.isinf(p.score()) else p.score(),
-            "score": (None if math.isinf(p.score(select)) else p.score(select)),
+            "score": None if math.isinf(p.score(select)) else p.score(select),
             "diverged": sum(r.diverged is not None for r in p.runs),
             "runs": len(p.runs),
           }
@@ -341,8 +343,7 @@ def summary_markdown(config: ExperimentConfig, summary: dict[str, Any]) -> str:
     select = summary.get("selected_by", "train_loss")
     parts.append(
       "Tuned optimizers ran every grid point on the same budget and seeds; the "
-      f"table shows the point with the {'highest' if base.higher_is_better(select) else 'lowest'} "
-      f"{_metric_text(select)}."
+      f"table shows the point with the {_best(select)} {_metric_text(select)}."
     )
   parts += ["", table(summary), ""]
   curve = curve_table(summary) if primary.startswith(ONLINE_PREFIX) else ""
