@@ -25,6 +25,11 @@ one-device result up to floating-point summation order.
 
 A run whose training loss is not finite stops, with a ``diverged`` record
 saying at which step; the other runs go on.
+
+An agent workload (:class:`.workloads.base.AgentWorkload`, reinforcement learning)
+collects its own data, so it takes its own path (:func:`train_agent_runs`): the seeds of
+a grid point train together under ``jax.vmap`` in jitted chunks of iterations, each
+seed writing its own records, scored by ``final_return`` and ``online_return``.
 """
 
 from __future__ import annotations

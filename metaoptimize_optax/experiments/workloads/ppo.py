@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from metaoptimize_optax._extras import missing_extra
 from metaoptimize_optax.experiments.workloads import options
@@ -192,12 +193,12 @@ def ppo(
       params, opt_state = state
       value, grads = jax.value_and_grad(loss)(params, batch)
       if max_grad_norm:
-        norm = jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(grads)))
+        norm = optax.global_norm(grads)
         grads = jax.tree.map(lambda g: g * jnp.minimum(1.0, max_grad_norm / norm), grads)
       updates, opt_state = update(
         grads, opt_state, params, value_fn=lambda p: loss(p, batch), value=value
       )
-      params = jax.tree.map(lambda p, u: p + u, params, updates)
+      params = optax.apply_updates(params, updates)
       return (params, opt_state), value
 
     def epoch(state, key):
