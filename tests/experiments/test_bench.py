@@ -325,6 +325,9 @@ def test_step_candidates_and_targets():
   assert list(charlm)[0] == suites.BASELINE
   for peer in ("Prodigy", "Mechanic", "COCOB", "DoWG", "MoMo-Adam", "DoG", "Schedule-free AdamW"):
     assert peer in charlm
+  # The stream call and its per-weight form, beside AdamW and COCOB (issue 22).
+  assert charlm["mo.recommended(blocks='per_weight') (stream)"].params["blocks"] == "per_weight"
+  assert "mo.recommended() (stream call)" in charlm
   assert charlm["MetaOptimize free scalar (Lion meta)"].target == 1.05
   assert other["MetaOptimize free scalar (Lion meta)"].target is None
   assert charlm["MetaOptimize hvp per_layer (Lion meta)"].target == 3.0

@@ -73,6 +73,16 @@ PEERS: tuple[Candidate, ...] = (
   Candidate("DoG", "dog"),
 )
 
+# The stream call (mo.recommended() without total_steps) and its per-weight form.
+STREAM_CALLS: tuple[Candidate, ...] = (
+  Candidate("mo.recommended() (stream call)", "recommended", {"horizon": False}),
+  Candidate(
+    "mo.recommended(blocks='per_weight') (stream)",
+    "recommended",
+    {"horizon": False, "blocks": "per_weight"},
+  ),
+)
+
 # The meta-parameters' traces (forward-mode tangents): their cost over AdamW.
 META_PARAMETER_CANDIDATES: tuple[Candidate, ...] = tuple(
   metaoptimize_candidate("scalar", "lion", meta_parameters=learned)
@@ -102,6 +112,7 @@ UPDATE_CANDIDATES: tuple[Candidate, ...] = (
   metaoptimize_candidate("per_layer", "adam", target=1.3),
   metaoptimize_candidate("per_weight", "lion"),
   metaoptimize_candidate("per_weight", "adam"),
+  *STREAM_CALLS,
   *PEERS,
 )
 
@@ -126,6 +137,7 @@ def step_candidates(workload: str) -> tuple[Candidate, ...]:
     metaoptimize_candidate("per_weight", "adam"),
     metaoptimize_candidate("scalar", "lion", "hvp", target=3.0),
     metaoptimize_candidate("per_layer", "lion", "hvp", target=3.0),
+    *STREAM_CALLS,
     *PEERS,
   )
 
