@@ -29,7 +29,7 @@ from typing import Any
 import jax.numpy as jnp
 import optax
 
-from metaoptimize_optax import _validation
+from metaoptimize_optax import _meta_parameters, _validation
 from metaoptimize_optax._meta_parameters import WEIGHT_DECAY, Space
 from metaoptimize_optax._metaoptimize import Blocks, Hessian, metaoptimize, paper_lion
 
@@ -144,6 +144,9 @@ def _preset(
       _validation.check_number(name, value, "a finite number >= 0", lambda x: x >= 0)
     else:  # A decay rate: b1, b2, momentum or decay.
       _validation.check_number(name, value, "a number in [0, 1]", lambda x: 0 <= x <= 1)
+    space = (kwargs.get("meta_parameters") or {}).get(name)
+    if space in _meta_parameters.SPACES:  # A learned one starts inside its space (b1=0 does not).
+      _meta_parameters.check_start(name, value, space, f"{name}=")
   base = base_optimizer(factory, hyperparams, kwargs.get("meta_parameters"), static)
   return metaoptimize(base, meta_optimizer(meta, meta_learning_rate), **kwargs)
 

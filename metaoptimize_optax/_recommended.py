@@ -16,12 +16,15 @@ warm-up and cosine decay:
   [1e-3, 3e-2]): it can climb three orders of magnitude in a tenth of the run,
   and smooths the meta-gradient where Lion's sign steps oscillate.
 
-A stream has no end (``total_steps=None``): there the study on four streams
-(README, "On a stream") chose a constant ``gamma = 0.995`` (about 200 steps
-ahead: at 0.9999 the Hessian-free trace remembers 10,000 steps of movement,
-which on a target that keeps changing lines up against the gradient and drives
-the rate to 1e-9) and per-layer rates (on label-permuted classification the
-hidden layers want a rate 100-1000x below the output layer's).
+A stream has no end (``total_steps=None``): there the study on six streams
+(docs, "On a stream") chose a constant ``gamma = 0.99`` (about 100 steps ahead:
+at 0.9999 the Hessian-free trace remembers 10,000 steps of movement, which on a
+target that keeps changing lines up against the gradient and drives the rate
+to 1e-9), per-layer rates (on label-permuted classification the hidden layers
+want a rate 100-1000x below the output layer's), the fastest meta step of the
+range, 3e-2 (the climb from a low start is what a stream pays for longest),
+and no momentum or weight decay (momentum carries the last task's direction
+into the next).
 """
 
 from __future__ import annotations
@@ -38,10 +41,14 @@ from metaoptimize_optax._meta_parameters import Space
 from metaoptimize_optax._metaoptimize import Blocks, Hessian
 from metaoptimize_optax._presets import adamw
 
-DEFAULT_TOTAL_STEPS = 10_000  # The meta learning rate of a stream is that of this run length.
-STREAM_GAMMA = 0.995  # The discount of a stream (total_steps=None).
 META_RATE_HORIZON = 90.0  # meta_learning_rate = META_RATE_HORIZON / total_steps
 META_RATE_RANGE = (1e-3, 3e-2)
+# A stream (total_steps=None): its discount, meta learning rate (the range's top), and the
+# defaults of b1 and weight_decay that differ from a run's (0.9 and 0.1).
+STREAM_GAMMA = 0.99
+STREAM_META_LEARNING_RATE = META_RATE_RANGE[1]
+STREAM_B1 = 0.0
+STREAM_WEIGHT_DECAY = 0.0
 # The meta learning rate (Adam) of learned meta-parameters other than the rate: the
 # paper's meta learning rate. At the learning rate's own (up to 3e-2) b1 and b2 run
 # to 1 within a few thousand steps and the weight decay to 0.
@@ -75,14 +82,16 @@ def horizon_gamma(total_steps: int | jax.Array) -> optax.Schedule:
 def recommended_settings(total_steps: int | jax.Array | None = None) -> dict[str, Any]:
   """The ``gamma`` and ``meta_learning_rate`` that :func:`recommended` uses for a run length.
 
-  With ``total_steps`` the discount is the schedule :func:`horizon_gamma`; without
-  (a stream), the constant :data:`STREAM_GAMMA`, 0.995, and the meta learning
-  rate of a 10,000-step run.
+  With ``total_steps`` the discount is the schedule :func:`horizon_gamma` and the
+  meta learning rate ``clip(90 / total_steps, 1e-3, 3e-2)``; without (a stream),
+  the constant :data:`STREAM_GAMMA`, 0.99, and 3e-2.
 
   >>> import metaoptimize_optax as mo
   >>> settings = mo.recommended_settings(3000)
   >>> settings["meta_learning_rate"], round(float(settings["gamma"](2000)), 6)
   (0.03, 0.999)
+  >>> mo.recommended_settings()
+  {'gamma': 0.99, 'meta_learning_rate': 0.03}
   """
   total_steps = _check_total_steps(total_steps)
   lo, hi = META_RATE_RANGE
@@ -91,10 +100,11 @@ def recommended_settings(total_steps: int | jax.Array | None = None) -> dict[str
       "gamma": horizon_gamma(total_steps),
       "meta_learning_rate": jnp.clip(META_RATE_HORIZON / total_steps, lo, hi).astype(jnp.float32),
     }
-  steps = DEFAULT_TOTAL_STEPS if total_steps is None else total_steps
+  if total_steps is None:
+    return {"gamma": STREAM_GAMMA, "meta_learning_rate": STREAM_META_LEARNING_RATE}
   return {
-    "gamma": STREAM_GAMMA if total_steps is None else horizon_gamma(total_steps),
-    "meta_learning_rate": min(hi, max(lo, META_RATE_HORIZON / steps)),
+    "gamma": horizon_gamma(total_steps),
+    "meta_learning_rate": min(hi, max(lo, META_RATE_HORIZON / total_steps)),
   }
 
 
@@ -102,10 +112,10 @@ def recommended(
   initial_learning_rate: float = 1e-4,
   total_steps: int | jax.Array | None = None,
   *,
-  b1: float = 0.9,
+  b1: float | None = None,
   b2: float = 0.999,
   eps: float = 1e-8,
-  weight_decay: float = 0.1,
+  weight_decay: float | None = None,
   weight_decay_mask: Any = None,
   blocks: Blocks | None = None,
   hessian: Hessian = "free",
@@ -127,10 +137,13 @@ def recommended(
     meta_learning_rate = clip(90 / total_steps, 1e-3, 3e-2)
 
   ``total_steps=None`` is the call for a stream, which has no end: a constant
-  ``gamma = 0.995``, the meta learning rate of a 10,000-step run (9e-3) and
-  per-layer rates (``blocks="per_layer"``). The paper's defaults stay
-  available, unchanged, as ``mo.adamw()``. ``gamma``, ``meta`` and
-  ``meta_learning_rate`` are set here; call :func:`adamw` to choose them.
+  ``gamma = 0.99``, an Adam meta step of 3e-2, per-layer rates
+  (``blocks="per_layer"``), and neither momentum (``b1 = 0``) nor weight decay.
+  On a linear or online-prediction learner (one weight vector, or a few
+  weights per unit) pass ``blocks="per_weight"``: one rate per weight, as IDBD
+  learns them. The paper's defaults stay available, unchanged, as
+  ``mo.adamw()``. ``gamma``, ``meta`` and ``meta_learning_rate`` are set here;
+  call :func:`adamw` to choose them.
 
   Args:
     initial_learning_rate: the starting rate (default 1e-4).
@@ -140,13 +153,15 @@ def recommended(
       number of inner updates). An int, or an integral float; under
       ``optax.inject_hyperparams`` it is injected like any number and a change
       takes effect from the next step.
-    b1: Adam's first-moment decay.
+    b1: Adam's first-moment decay (None: 0.9 with ``total_steps``, 0 on a stream).
     b2: Adam's second-moment decay.
     eps: Adam's denominator offset.
-    weight_decay: decoupled weight decay (default 0.1).
+    weight_decay: decoupled weight decay (None: 0.1 with ``total_steps``, 0 on a
+      stream).
     weight_decay_mask: the decayed weights (see :func:`metaoptimize`).
     blocks: which weights share a learning rate (see :func:`metaoptimize`);
-      None: ``"scalar"`` with ``total_steps``, ``"per_layer"`` on a stream.
+      None: ``"scalar"`` with ``total_steps``, ``"per_layer"`` on a stream;
+      ``"per_weight"`` for a linear learner on a stream.
     hessian: ``"free"`` (default), ``"diagonal"`` or ``"hvp"`` (see :func:`metaoptimize`).
     min_learning_rate: optional lower clamp of the learned rates.
     max_learning_rate: optional upper clamp of the learned rates.
@@ -162,16 +177,18 @@ def recommended(
     >>> import metaoptimize_optax as mo
     >>> tx = mo.recommended(total_steps=3000)  # a run of 3,000 updates
     >>> stream = mo.recommended()  # a stream without an end
+    >>> linear = mo.recommended(blocks="per_weight")  # a linear learner on a stream
   """
+  stream = total_steps is None
   return adamw(
     initial_learning_rate,
-    b1=b1,
+    b1=(STREAM_B1 if stream else 0.9) if b1 is None else b1,
     b2=b2,
     eps=eps,
-    weight_decay=weight_decay,
+    weight_decay=(STREAM_WEIGHT_DECAY if stream else 0.1) if weight_decay is None else weight_decay,
     meta="adam",
     weight_decay_mask=weight_decay_mask,
-    blocks=("per_layer" if total_steps is None else "scalar") if blocks is None else blocks,
+    blocks=("per_layer" if stream else "scalar") if blocks is None else blocks,
     hessian=hessian,
     min_learning_rate=min_learning_rate,
     max_learning_rate=max_learning_rate,

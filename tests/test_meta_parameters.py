@@ -440,3 +440,17 @@ def test_meta_parameters_meta_has_a_state_of_its_own():
   _, state = run(tx)
   assert float(mo.meta_parameters(state)["b1"]) == pytest.approx(0.9, rel=1e-6)
   assert float(mo.learning_rates(state)) != pytest.approx(1e-2, rel=1e-4)
+
+
+@pytest.mark.parametrize(
+  "build",
+  [
+    lambda: mo.adamw(b1=0.0, meta_parameters={"b1": "logit"}),
+    lambda: mo.sgdm(momentum=1.0, meta_parameters={"momentum": "logit"}),
+    # The stream call's b1 is 0: learning it needs a start inside (0, 1).
+    lambda: mo.recommended(meta_parameters={"b1": "logit"}),
+  ],
+)
+def test_a_preset_rejects_a_learned_start_outside_its_space_at_construction(build):
+  with pytest.raises(ValueError, match=r"meta_parameters\['(b1|momentum)'\]: its start"):
+    build()

@@ -30,26 +30,56 @@ def test_settings_follow_the_run_length(steps, meta_lr):
 
 
 def test_settings_without_run_length():
-  assert mo.recommended_settings() == {"gamma": 0.995, "meta_learning_rate": 9e-3}
+  assert mo.recommended_settings() == {"gamma": 0.99, "meta_learning_rate": 3e-2}
 
 
-def test_stream_call_is_per_layer_adamw_at_gamma_0995():
-  """Without total_steps (a stream): per-layer rates, gamma 0.995, Adam meta at 9e-3."""
-  params = {"l1": {"w": jnp.linspace(-1.0, 1.0, 6), "b": jnp.ones(2)}, "l2": {"w": jnp.ones(3)}}
-  loss = lambda p: sum(jnp.sum(jnp.sin(3 * x) ** 2) for x in jax.tree.leaves(p))
+def _run(tx, params, loss, steps=20):
+  state, p = tx.init(params), params
+  for _ in range(steps):
+    u, state = tx.update(jax.grad(loss)(p), state, p)
+    p = optax.apply_updates(p, u)
+  return p, mo.learning_rates(state)
+
+
+STREAM_PARAMS = {
+  "l1": {"w": jnp.linspace(-1.0, 1.0, 6), "b": jnp.ones(2)},
+  "l2": {"w": jnp.ones(3)},
+}
+
+
+def _stream_loss(p):
+  return sum(jnp.sum(jnp.sin(3 * x) ** 2) for x in jax.tree.leaves(p))
+
+
+def test_stream_call_is_per_layer_adamw_without_momentum_at_gamma_099():
+  """Without total_steps (a stream): per-layer rates, gamma 0.99, Adam meta at 3e-2, b1 0 and
+  no weight decay."""
   ref = mo.adamw(
-    1e-4, meta="adam", meta_learning_rate=9e-3, gamma=0.995, blocks="per_layer", weight_decay=0.1
+    1e-4,
+    b1=0.0,
+    weight_decay=0.0,
+    meta="adam",
+    meta_learning_rate=3e-2,
+    gamma=0.99,
+    blocks="per_layer",
   )
-  results = []
-  for tx in (mo.recommended(), ref):
-    state, p = tx.init(params), params
-    for _ in range(20):
-      u, state = tx.update(jax.grad(loss)(p), state, p)
-      p = optax.apply_updates(p, u)
-    results.append((p, mo.learning_rates(state)))
+  results = [_run(tx, STREAM_PARAMS, _stream_loss) for tx in (mo.recommended(), ref)]
   chex.assert_trees_all_equal(results[0], results[1])
   assert set(results[0][1]) == {"l1", "l2"}
-  assert set(mo.learning_rates(mo.recommended(blocks="scalar").init(params)).shape) == set()
+  assert set(mo.learning_rates(mo.recommended(blocks="scalar").init(STREAM_PARAMS)).shape) == set()
+
+
+def test_stream_call_takes_b1_weight_decay_and_per_weight_rates_when_given():
+  rec = mo.recommended(b1=0.9, weight_decay=0.1, blocks="per_weight")
+  ref = mo.adamw(
+    1e-4, meta="adam", meta_learning_rate=3e-2, gamma=0.99, blocks="per_weight", weight_decay=0.1
+  )
+  results = [_run(tx, STREAM_PARAMS, _stream_loss) for tx in (rec, ref)]
+  chex.assert_trees_all_equal(results[0], results[1])
+  assert results[0][1]["l1"]["w"].shape == (6,)  # one rate per weight
+  # And they make a difference: the default stream call (b1 0, no decay) is another run.
+  other = _run(mo.recommended(blocks="per_weight"), STREAM_PARAMS, _stream_loss)
+  assert not np.allclose(other[0]["l1"]["w"], results[0][0]["l1"]["w"])
 
 
 def test_is_adamw_with_adam_meta_and_those_settings():
