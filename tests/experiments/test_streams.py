@@ -31,6 +31,7 @@ from metaoptimize_optax.experiments.workloads.slowly_changing_regression import 
 
 CONFIGS = config_lib.BUILTIN_DIR
 STREAM_CONFIGS = sorted(p.stem for p in CONFIGS.glob("stream_*.yaml"))
+STUDY_CONFIGS = sorted(f"stream_study/{p.stem}" for p in CONFIGS.glob("stream_study/*.yaml"))
 TINY_MNIST = {"num_samples": 300, "batch_size": 16, "hidden_sizes": [8]}
 
 
@@ -383,29 +384,23 @@ def test_recommended_without_a_horizon_is_the_stream_call():
     optimizer_lib.build_optimizer("recommended", 500, {"horizon": "no"})
 
 
-@pytest.mark.parametrize("name", STREAM_CONFIGS)
+@pytest.mark.parametrize("name", STREAM_CONFIGS + STUDY_CONFIGS)
 def test_stream_configs_compare_every_peer(name):
   config = config_lib.load_config(CONFIGS / f"{name}.yaml")
   workload = plan.resolve(config).workload
   assert workload.primary_metric == "online_loss"
   names = {o.name for o in config.optimizers}
-  assert {
-    "adamw",
-    "sgdm",
-    "cocob",
-    "dog",
-    "dowg",
-    "mechanic",
-    "prodigy",
-    "momo_adam",
-    "recommended",
-  } <= names
-  stream_calls = [o for o in config.optimizers if o.name == "recommended"]
-  assert stream_calls and all(o.params.get("horizon") is False for o in stream_calls)
-  starts = {o.params["initial_learning_rate"] for o in stream_calls}
-  assert max(starts) / min(starts) >= 99  # starting rates over (at least) two decades apart
+  peers = {"adamw", "sgdm", "cocob", "dog", "dowg", "mechanic", "prodigy", "momo_adam"}
+  assert peers <= names
+  # MetaOptimize without an end (no finite call on a stream), from starts two decades apart.
+  calls = [o for o in config.optimizers if o.name in ("metaoptimize", "recommended")]
+  assert calls and all(o.name != "recommended" or o.params.get("horizon") is False for o in calls)
+  starts = {o.params["initial_learning_rate"] for o in calls}
+  assert max(starts) / min(starts) >= 99
   tuned = [o for o in config.optimizers if o.name in ("adamw", "sgdm")]
   assert all("learning_rate" in o.grid for o in tuned)
+  if name.startswith("stream_study/"):  # The study: IDBD and Autostep too, 3 seeds.
+    assert {"idbd", "autostep"} <= names and len(config.seeds) == 3
 
 
 def test_stream_configs_exist():
@@ -415,3 +410,4 @@ def test_stream_configs_exist():
     "stream_slowly_changing_regression",
     "stream_tracking",
   } <= set(STREAM_CONFIGS)
+  assert len(STUDY_CONFIGS) == 6  # The stream study: six streams.
