@@ -28,10 +28,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
 import sys
 import time
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from metaoptimize_optax.experiments.benchmarks import add_bench_subcommand
@@ -49,18 +48,6 @@ if TYPE_CHECKING:
   from metaoptimize_optax.experiments import runner
 
 logger = logging.getLogger("metaoptimize_optax")
-
-# XLA:CPU's concurrency-optimized scheduler can stall a vmapped training scan at 0% CPU
-# (seen about once in 300 PPO runs, docs/rl.md); training turns it off unless XLA_FLAGS
-# already sets it. It is read when the backend starts, so this runs before any computation.
-XLA_CPU_SCHEDULER = "xla_cpu_enable_concurrency_optimized_scheduler"
-
-
-def avoid_xla_cpu_stall(environ: MutableMapping[str, str]) -> None:
-  """Adds ``--xla_cpu_enable_concurrency_optimized_scheduler=false`` to ``XLA_FLAGS``."""
-  flags = environ.get("XLA_FLAGS", "")
-  if XLA_CPU_SCHEDULER not in flags:
-    environ["XLA_FLAGS"] = f"{flags} --{XLA_CPU_SCHEDULER}=false".strip()
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -257,7 +244,6 @@ def main(argv: Sequence[str] | None = None) -> int:
       return report_command.run(args)
     if args.command == "configs":
       return _list_configs()
-    avoid_xla_cpu_stall(os.environ)
     return _train(args, compare=args.command == "compare")
   except ConfigError as e:
     print(f"metaoptimize-optax: error: {e}", file=sys.stderr)

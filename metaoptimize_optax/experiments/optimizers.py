@@ -22,7 +22,8 @@ Names:
   meta optimizer (``meta``:
   ``lion``, ``adam``, an Optax alias name or ``{name: <alias>, <its arguments>}``),
   any blocks (a kind, or a mapping path prefix -> label, see
-  :func:`prefix_blocks`), ``hessian="free"|"hvp"``, any ``gamma``; the preset's
+  :func:`prefix_blocks`), ``hessian="free"|"hvp"|"diagonal"`` (the diagonal's curvature
+  the Gauss-Newton ``g^2 / (2 L)`` of the batch loss), any ``gamma``; the preset's
   own parameters (``b1``, ``momentum``, ...) pass through.
 * ``recommended``: ``mo.recommended`` (AdamW base, Adam meta, gamma and meta
   learning rate derived from the run length ``steps``); ``horizon: false`` calls
@@ -202,10 +203,24 @@ _METAOPTIMIZE_OPTIONS = (
 
 
 def _metaoptimize_optimizer(tx, hessian: str, meta_parameters: Any) -> BuiltOptimizer:
-  """The BuiltOptimizer of a MetaOptimize transformation: rates and meta-parameters logged."""
+  """The BuiltOptimizer of a MetaOptimize transformation: rates and meta-parameters logged.
+
+  With ``hessian="diagonal"`` the curvature is the Gauss-Newton diagonal of the batch loss,
+  ``g^2 / (2 L)`` (:func:`.ancestors.gauss_newton_diagonal`; IDBD's ``x^2`` for one example
+  of a linear learner), computed from the gradient and the loss the runner passes."""
+  needs_value = False
+  if hessian == "diagonal":
+    inner, needs_value = tx, True
+
+    def update_fn(updates, state, params=None, *, value=None, **extra_args):
+      curvature = ancestors.gauss_newton_diagonal(updates, value)
+      return inner.update(updates, state, params, curvature=curvature, **extra_args)
+
+    tx = optax.GradientTransformationExtraArgs(inner.init, update_fn)
   return BuiltOptimizer(
     tx,
     needs_value_fn=hessian == "hvp",
+    needs_value=needs_value,
     logged_rates=metaoptimize_rates,
     is_metaoptimize=True,
     meta_parameters=mo.meta_parameters if meta_parameters else None,
@@ -690,7 +705,7 @@ def _idbd_metaoptimize(
   """IDBD as MetaOptimize: SGD base, per-weight rates, ``hessian="diagonal"`` (the
   Gauss-Newton curvature of the batch loss), SGD meta, the meta step first."""
   del steps
-  inner = mo.metaoptimize(
+  tx = mo.metaoptimize(
     optax.sgd(1.0),
     optax.sgd(meta_learning_rate),
     initial_learning_rate=initial_learning_rate,
@@ -699,13 +714,7 @@ def _idbd_metaoptimize(
     gamma=gamma,
     meta_step_first=True,
   )
-
-  def update_fn(updates, state, params=None, *, value=None, **extra_args):
-    curvature = ancestors.gauss_newton_diagonal(updates, value)
-    return inner.update(updates, state, params, curvature=curvature, **extra_args)
-
-  tx = optax.GradientTransformationExtraArgs(inner.init, update_fn)
-  return BuiltOptimizer(tx, needs_value=True, logged_rates=metaoptimize_rates, is_metaoptimize=True)
+  return _metaoptimize_optimizer(tx, "diagonal", None)
 
 
 # ----------------------------------------------------------------------------

@@ -509,6 +509,18 @@ class AgentTrainer:
   chunk: Callable[[int], Callable[..., tuple[Any, dict[str, Any], dict[str, Any]]]]
 
 
+# XLA:CPU's concurrency-optimized scheduler can stall a vmapped PPO chunk at 0% CPU (about once
+# in 300 runs, docs/rl.md); the agent's programs are compiled without it. Per program, not in
+# XLA_FLAGS: the flag would change every other program's memory schedule too.
+XLA_CPU_AGENT_OPTIONS = {"xla_cpu_enable_concurrency_optimized_scheduler": False}
+
+
+def agent_jit(fn: Callable, **kwargs: Any) -> Callable:
+  """``jax.jit`` with :data:`XLA_CPU_AGENT_OPTIONS` on the CPU."""
+  options = XLA_CPU_AGENT_OPTIONS if jax.default_backend() == "cpu" else None
+  return jax.jit(fn, compiler_options=options, **kwargs)
+
+
 def make_agent_trainer(
   workload: AgentWorkload, optimizer: optimizer_lib.BuiltOptimizer
 ) -> AgentTrainer:
@@ -526,9 +538,9 @@ def make_agent_trainer(
       values = jax.vmap(lambda c: optimizer.per_step_values(agent.optimizer_state(c), done))(carry)
       return carry, metrics, values
 
-    return jax.jit(run, donate_argnums=0)
+    return agent_jit(run, donate_argnums=0)
 
-  return AgentTrainer(workload, optimizer, jax.jit(jax.vmap(agent.start)), chunk)
+  return AgentTrainer(workload, optimizer, agent_jit(jax.vmap(agent.start)), chunk)
 
 
 def train_agent_runs(

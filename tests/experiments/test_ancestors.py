@@ -78,3 +78,21 @@ def test_curvature_needs_value_or_curvature():
     tx.update(jnp.ones(INPUTS), tx.init(w), w)
   updates, _ = tx.update(jnp.ones(INPUTS), tx.init(w), w, curvature=jnp.ones(INPUTS))
   assert updates.shape == (INPUTS,)
+
+
+def test_a_registry_metaoptimize_with_the_diagonal_trace_gets_the_gauss_newton_curvature():
+  """``hessian: diagonal`` in a config: the curvature is g^2 / (2 L) from the batch loss."""
+  built = optimizer_lib.build_optimizer(
+    "metaoptimize",
+    100,
+    {"base": "sgd", "meta": "adam", "blocks": "per_weight", "hessian": "diagonal"},
+  )
+  assert built.needs_value
+  params = {"w": jnp.array([0.5, -1.0])}
+  grads = {"w": jnp.array([0.2, -0.4])}
+  value = jnp.asarray(0.5)
+  ref = mo.sgd(meta="adam", blocks="per_weight", hessian="diagonal")
+  curvature = {"w": grads["w"] ** 2 / (2 * value)}
+  got = built.tx.update(grads, built.tx.init(params), params, value=value)
+  want = ref.update(grads, ref.init(params), params, curvature=curvature)
+  jax.tree.map(np.testing.assert_allclose, got, want)

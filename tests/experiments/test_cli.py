@@ -97,23 +97,3 @@ def test_compare_and_summarize_end_to_end(tmp_path):
   done = _cli("compare", "tiny.yaml", "--no-progress", "--resume", cwd=tmp_path)
   assert done.returncode == 0, done.stderr
   assert (out / "summary.md").read_text() == md
-
-
-@pytest.mark.parametrize(
-  "flags, expected",
-  [
-    ("", "--xla_cpu_enable_concurrency_optimized_scheduler=false"),
-    ("--xla_foo=1", "--xla_foo=1 --xla_cpu_enable_concurrency_optimized_scheduler=false"),
-    # A user's own setting is kept.
-    (
-      "--xla_cpu_enable_concurrency_optimized_scheduler=true",
-      "--xla_cpu_enable_concurrency_optimized_scheduler=true",
-    ),
-  ],
-)
-def test_training_turns_off_the_xla_cpu_scheduler_that_can_stall(flags, expected, monkeypatch):
-  from metaoptimize_optax.experiments import cli
-
-  monkeypatch.setenv("XLA_FLAGS", flags)
-  assert cli.main(["compare", "no/such/config.yaml"]) == 2  # refused after the flag is set
-  assert os.environ["XLA_FLAGS"] == expected

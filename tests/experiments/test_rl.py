@@ -118,7 +118,7 @@ def test_agent_iterations_record_loss_and_episode_returns(tiny_ppo):
   agent = tiny_ppo.agent(opt.tx.init, opt.update)
   carry = agent.start(jax.random.PRNGKey(0))
   assert math.isnan(float(carry.last_return))
-  iterate = jax.jit(agent.iterate)
+  iterate = runner.agent_jit(agent.iterate)
   returns = []
   for _ in range(8):  # 8 x 16 steps x 2 envs: CartPole's first episodes end (about 20 steps).
     carry, metrics = iterate(carry)
@@ -231,3 +231,9 @@ def test_agent_configs_that_cannot_run_are_refused(tmp_path, change, message):
   config = config_lib.from_dict({**raw, **change})
   with pytest.raises(config_lib.ConfigError, match=message):
     plan.resolve(config)
+
+
+def test_agent_programs_compile_without_the_scheduler_that_stalled():
+  """The option exists in this jaxlib (an unknown one is an error) and the agent's jit uses it."""
+  assert runner.XLA_CPU_AGENT_OPTIONS == {"xla_cpu_enable_concurrency_optimized_scheduler": False}
+  assert float(runner.agent_jit(lambda x: x + 1.0)(1.0)) == 2.0
