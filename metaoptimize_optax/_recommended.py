@@ -139,9 +139,9 @@ def recommended(
   ``total_steps=None`` is the call for a stream, which has no end: a constant
   ``gamma = 0.99``, an Adam meta step of 3e-2, per-layer rates
   (``blocks="per_layer"``), and neither momentum (``b1 = 0``) nor weight decay.
-  On a linear or online-prediction learner (one weight vector, or a few
-  weights per unit) pass ``blocks="per_weight"``: one rate per weight, as IDBD
-  learns them. The paper's defaults stay available, unchanged, as
+  On a linear learner (one weight vector, as in IDBD's tracking task) pass
+  ``blocks="per_weight"``: one rate per weight, as IDBD learns them; a network
+  keeps the per-layer default. The paper's defaults stay available, unchanged, as
   ``mo.adamw()``. ``gamma``, ``meta`` and ``meta_learning_rate`` are set here;
   call :func:`adamw` to choose them.
 
