@@ -139,14 +139,16 @@ def _preset(
   **kwargs: Any,
 ) -> optax.GradientTransformationExtraArgs:
   """The one implementation of the presets: ``kwargs`` are :func:`metaoptimize`'s."""
+  learned = kwargs.get("meta_parameters")
   for name, value in hyperparams.items():
     if name == "eps":
       _validation.check_number(name, value, "a finite number >= 0", lambda x: x >= 0)
     else:  # A decay rate: b1, b2, momentum or decay.
       _validation.check_number(name, value, "a number in [0, 1]", lambda x: 0 <= x <= 1)
-    space = (kwargs.get("meta_parameters") or {}).get(name)
-    if space in _meta_parameters.SPACES:  # A learned one starts inside its space (b1=0 does not).
-      _meta_parameters.check_start(name, value, space, f"{name}=")
+    # A learned one starts inside its space (b1=0 does not); a malformed meta_parameters is
+    # left to metaoptimize's own check, which names the accepted forms.
+    if isinstance(learned, Mapping) and learned.get(name) in _meta_parameters.SPACES:
+      _meta_parameters.check_start(name, value, learned[name], f"{name}=")
   base = base_optimizer(factory, hyperparams, kwargs.get("meta_parameters"), static)
   return metaoptimize(base, meta_optimizer(meta, meta_learning_rate), **kwargs)
 

@@ -23,8 +23,8 @@ target that keeps changing lines up against the gradient and drives the rate
 to 1e-9), per-layer rates (on label-permuted classification the hidden layers
 want a rate 100-1000x below the output layer's), the fastest meta step of the
 range, 3e-2 (the climb from a low start is what a stream pays for longest),
-and no momentum or weight decay (momentum carries the last task's direction
-into the next).
+and no momentum (it carries the last task's direction into the next) or weight
+decay (the streams were studied without it).
 """
 
 from __future__ import annotations

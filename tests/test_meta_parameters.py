@@ -454,3 +454,8 @@ def test_meta_parameters_meta_has_a_state_of_its_own():
 def test_a_preset_rejects_a_learned_start_outside_its_space_at_construction(build):
   with pytest.raises(ValueError, match=r"meta_parameters\['(b1|momentum)'\]: its start"):
     build()
+
+
+def test_a_preset_names_a_meta_parameters_that_is_not_a_mapping():
+  with pytest.raises(TypeError, match=r"meta_parameters=\['b2'\] is not a mapping"):
+    mo.adamw(meta_parameters=["b2"])
