@@ -20,7 +20,8 @@ Names:
   (``base: adafactor`` is ``optax.adafactor(learning_rate=1.0, **base_options)``,
   with ``mo.metaoptimize``'s defaults: initial rate 1e-6, no weight decay), any
   meta optimizer (``meta``:
-  ``lion``, ``adam``, an Optax alias name or ``{name: <alias>, <its arguments>}``),
+  ``lion``, ``adam``, an Optax alias name or ``{name: <alias>, <its arguments>}``, whose
+  ``learning_rate`` may be an Optax schedule ``{name: <optax schedule>, <its arguments>}``),
   any blocks (a kind, or a mapping path prefix -> label, see
   :func:`prefix_blocks`), ``hessian="free"|"hvp"|"diagonal"`` (the diagonal's curvature
   the Gauss-Newton ``g^2 / (2 L)`` of the batch loss), any ``gamma``; the preset's
@@ -247,7 +248,25 @@ def _meta(meta: Any, meta_learning_rate: float | None) -> tuple[Any, float | Non
     "meta optimizer",
   )
   kwargs.setdefault("learning_rate", 1e-3 if meta_learning_rate is None else meta_learning_rate)
+  if isinstance(kwargs["learning_rate"], Mapping):
+    kwargs["learning_rate"] = _schedule(kwargs["learning_rate"], "meta: learning_rate")
   return alias(**kwargs), None
+
+
+def _schedule(spec: Mapping[str, Any], role: str) -> optax.Schedule:
+  """``{name: <optax schedule>, <its arguments>}`` as ``optax.<name>(**arguments)``."""
+  kwargs = dict(spec)
+  name = kwargs.pop("name", None)
+  fn = getattr(optax, name, None) if isinstance(name, str) and name.endswith("_schedule") else None
+  if not callable(fn):
+    raise OptimizerError(
+      f"{role}: name={name!r} is not an Optax schedule; name a function of optax that ends "
+      "in _schedule, e.g. {name: cosine_decay_schedule, init_value: 0.3, decay_steps: 1000}."
+    )
+  try:
+    return fn(**kwargs)
+  except TypeError as error:
+    raise OptimizerError(f"{role}: optax.{name}: {error}") from None
 
 
 def prefix_blocks(prefixes: Mapping[str, str]) -> Callable[[Params], Any]:

@@ -118,12 +118,37 @@ def test_schedule_free_evaluates_at_the_average():
     ("metaoptimize", {"gamma": 1.5}, "gamma"),
     ("metaoptimize", {"hessian": "exact"}, "hessian"),
     ("hypergradient", {"gamma": 0.5}, "unknown parameter(s) gamma"),
+    ("metaoptimize", {"meta": {"name": "adam", "learning_rate": {"name": "adam"}}}, "schedule"),
+    (
+      "metaoptimize",
+      {"meta": {"name": "adam", "learning_rate": {"name": "constant_schedule", "v": 1}}},
+      "optax.constant_schedule: ",
+    ),
   ],
 )
 def test_bad_optimizers_are_rejected(name, params, message):
   with pytest.raises(optimizer_lib.OptimizerError, match=None) as info:
     optimizer_lib.build_optimizer(name, 10, params)
   assert message in str(info.value)
+
+
+def test_meta_learning_rate_may_be_an_optax_schedule():
+  """``meta: {name: adam, learning_rate: {name: <schedule>, ...}}`` is optax.adam(schedule)."""
+  spec = {"name": "cosine_decay_schedule", "init_value": 0.3, "decay_steps": 2, "alpha": 0.1}
+  opt = optimizer_lib.build_optimizer(
+    "metaoptimize", 10, {"base": "sgd", "meta": {"name": "adam", "learning_rate": spec}}
+  )
+
+  def rates(tx):
+    p, state = PARAMS, tx.init(PARAMS)
+    for _ in range(4):
+      updates, state = tx.update(jax.grad(_loss)(p), state, p)
+      p = optax.apply_updates(p, updates)
+    return np.asarray(mo.learning_rates(state))
+
+  scheduled = optax.cosine_decay_schedule(0.3, 2, alpha=0.1)
+  np.testing.assert_allclose(rates(opt.tx), rates(mo.sgd(meta=optax.adam(scheduled))), rtol=1e-6)
+  assert not np.allclose(rates(opt.tx), rates(mo.sgd(meta=optax.adam(0.03))), rtol=1e-3)
 
 
 def test_metaoptimize_accepts_its_base_parameters():
