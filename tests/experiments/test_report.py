@@ -307,6 +307,7 @@ def test_robustness_sweep(robustness_dir, mlp, tmp_path, capsys):
     "| 0.01 | **0.8 ± 0.0082** | 0.9 ± 0.0082 | 0.85 ± 0.0082 |",
     "| 0.1 | diverged | — | — |",
     "| best rate | 0.01 | 0.001 | 0.001 |",
+    "| median | — | 0.9 | 0.875 |",
     "| worst − best | ∞ (a rate diverged) | 0.15 | 0.15 |",
   ]
   (entry,) = json.loads((out / "robustness.json").read_text())["workloads"]

@@ -282,6 +282,38 @@ def test_stream_ranks_and_tunes_by_mean_online_loss(stream_dir):
   assert (stream_dir.parent / "report" / "streams.png").stat().st_size > 0  # curves over the stream
 
 
+def test_stream_sweeps_are_scored_by_mean_online_loss(tmp_path):
+  """The robustness table of a stream: the mean online loss at each start, its median."""
+  config = config_lib.from_dict(
+    {
+      "workload": {"name": "tracking"},
+      "steps": 30,
+      "seeds": [0, 1],
+      "output_dir": str(tmp_path / "stream"),
+      "optimizers": {
+        f"MO {lr:g}": {"name": "metaoptimize", "initial_learning_rate": lr}
+        for lr in (1e-4, 1e-3, 1e-2)
+      },
+    }
+  )
+  out = tmp_path / "stream"
+  out.mkdir()
+  (out / results.CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+  online = {1e-4: [3.0, 3.0, 3.0], 1e-3: [1.0, 1.0, 1.0], 1e-2: [2.0, 2.0, 2.0]}
+  for opt in config.optimizers:
+    for seed in (0, 1):  # Every final test loss is 1.0: only the online loss differs.
+      _write_run(out, opt, opt.points()[0], seed, online[opt.params["initial_learning_rate"]])
+  report_command.write_cross_report([out], tmp_path / "report")
+  (entry,) = json.loads((tmp_path / "report" / "robustness.json").read_text())["workloads"]
+  assert entry["metric"] == "online_loss"
+  (sweep,) = entry["sweeps"]
+  assert [p["mean"] for p in sweep["points"]] == pytest.approx([3.0, 1.0, 2.0])
+  assert sweep["best_rate"] == pytest.approx(1e-3)
+  assert sweep["median"] == pytest.approx(2.0) and sweep["spread"] == pytest.approx(2.0)
+  md = (tmp_path / "report" / "robustness.md").read_text()
+  assert "## tracking: mean online loss" in md and "| median | 2 |" in md
+
+
 def test_streams_plot_ends_the_curve_where_a_seed_diverged(stream_dir):
   fast = results.load_results(stream_dir).config.optimizers[0]
   (results.run_dir(stream_dir, fast, fast.points()[0], 1) / results.METRICS_FILE).unlink()

@@ -54,6 +54,13 @@ class WorkloadResults:
     return next((f"{s}_loss" for s in LOSS_SPLITS if f"{s}_loss" in keys), "train_loss")
 
   @property
+  def sweep_metric(self) -> str:
+    """What a learning-rate sweep is scored by: the mean online loss on a stream (its
+    primary metric), else :attr:`loss_metric`."""
+    online = self.results.primary_metric == "online_loss" and self.loss == "held-out"
+    return "online_loss" if online else self.loss_metric
+
+  @property
   def accuracy_metric(self) -> str | None:
     """The held-out accuracy (test when there is one), when the workload measures one."""
     keys = self.metric_keys

@@ -19,7 +19,8 @@ or separate entries that differ only in the rate (``MetaOptimize 1e-5:
 Every grid point counts here, not only the best one. A results directory gets
 the robustness plot when it holds a MetaOptimize sweep; every sweep of it is
 drawn then (the fixed-rate peers' too), each point the final loss of the
-quality table (test loss, else train loss), mean ± std over seeds.
+quality table (test loss, else train loss) or, on a stream (primary metric
+``online_loss``), the mean online loss, mean ± std over seeds.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from metaoptimize_optax.experiments import plots
@@ -70,6 +72,7 @@ class Sweep:
       "settings": dict(self.settings),
       "metaoptimize": self.metaoptimize,
       "best_rate": None if best is None else best.rate,
+      "median": median(self),
       "spread": spread(self),
       "points": [
         {"rate": p.rate, "optimizer": p.display_name, "point": p.point, **p.cell}
@@ -115,7 +118,7 @@ def _settings_text(settings: Mapping[str, Any]) -> str:
 
 def find_sweeps(workload: WorkloadResults) -> list[Sweep]:
   """Every family of ``workload`` with at least two rates, in order of first appearance."""
-  metric, of = workload.loss_metric, len(workload.results.config.seeds)
+  metric, of = workload.sweep_metric, len(workload.results.config.seeds)
   families: dict[tuple[str, ...], dict[str, Any]] = {}
   for res in workload.results.optimizers:
     parameter = rate_parameter(res)
@@ -173,6 +176,13 @@ def best_point(sweep: Sweep) -> SweepPoint | None:
   return min(done, key=lambda p: p.cell["mean"]) if done else None
 
 
+def median(sweep: Sweep) -> float | None:
+  """The median mean final loss over the rates; None if a rate did not finish every seed."""
+  if any(p.cell["status"] != "finished" for p in sweep.points):
+    return None
+  return float(np.median([p.cell["mean"] for p in sweep.points]))
+
+
 def spread(sweep: Sweep) -> float | None:
   """Worst minus best mean final loss over the rates; None (infinite) if a rate diverged."""
   if any(p.cell["status"] == "diverged" for p in sweep.points):
@@ -191,11 +201,16 @@ def robustness(workloads: Sequence[WorkloadResults]) -> dict[str, Any]:
         {
           "workload": w.label,
           "results_dir": w.results_dir,
-          "metric": w.loss_metric,
+          "metric": w.sweep_metric,
           "sweeps": [s.to_dict() for s in sweeps],
         }
       )
   return {"workloads": out}
+
+
+def metric_title(metric: str) -> str:
+  """``"mean online loss"`` for ``online_loss``, else ``"final <metric>"``."""
+  return "mean online loss" if metric == "online_loss" else f"final {metric.replace('_', ' ')}"
 
 
 def _column(sweep: Mapping[str, Any]) -> str:
@@ -217,6 +232,8 @@ def table(entry: Mapping[str, Any]) -> str:
     lines.append(f"| {rate:g} | " + " | ".join(cells) + " |")
   best = [quality.MISSING if s["best_rate"] is None else f"{s['best_rate']:g}" for s in sweeps]
   lines.append("| best rate | " + " | ".join(best) + " |")
+  medians = [quality.MISSING if s["median"] is None else f"{s['median']:.4g}" for s in sweeps]
+  lines.append("| median | " + " | ".join(medians) + " |")
   spreads = ["∞ (a rate diverged)" if s["spread"] is None else f"{s['spread']:.4g}" for s in sweeps]
   lines.append("| worst − best | " + " | ".join(spreads) + " |")
   return "\n".join(lines)
@@ -227,17 +244,17 @@ def markdown(data: Mapping[str, Any]) -> str:
   parts = [
     "# Robustness to the learning rate",
     "",
-    "The final loss (mean ± standard deviation over seeds) against the learning rate: "
-    "MetaOptimize's initial learning rate, the others' fixed (or peak) learning rate. "
-    "MetaOptimize learns its rate from the starting one, so its final loss should vary "
-    "little with it, where a fixed rate's does (the paper's Fig. 2). **bold**: the best "
-    "rate of each optimizer (among those that finished every seed); worst − best: the range "
-    "of the final loss over the rates.",
+    "The final loss (mean ± standard deviation over seeds; on a stream, the mean online "
+    "loss) against the learning rate: MetaOptimize's initial learning rate, the others' "
+    "fixed (or peak) learning rate. MetaOptimize learns its rate from the starting one, so "
+    "its loss should vary little with it, where a fixed rate's does (the paper's Fig. 2). "
+    "**bold**: the best rate of each optimizer (among those that finished every seed); "
+    "median and worst − best: the median and the range of the loss over the rates.",
     "",
   ]
   for entry in data["workloads"]:
     parts += [
-      f"## {entry['workload']}: final {entry['metric'].replace('_', ' ')}",
+      f"## {entry['workload']}: {metric_title(entry['metric'])}",
       "",
       f"From `{entry['results_dir']}`.",
       "",
@@ -305,14 +322,14 @@ def figure(data: Mapping[str, Any]) -> Figure:
     if means and min(means) > 0 and max(means) / min(means) > 5:
       ax.set_yscale("log")
     ax.set_xlabel("learning rate (MetaOptimize: initial; others: fixed)")
-    ax.set_ylabel(f"final {entry['metric'].replace('_', ' ')}")
+    ax.set_ylabel(metric_title(entry["metric"]))
     ax.set_title(entry["workload"], fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
   if not entries:
     axes[0].text(0.5, 0.5, "no sweeps", ha="center", va="center")
   fig.suptitle(
-    "Final loss against the learning rate, mean ± std over seeds\n"
+    "Loss (final; on a stream, mean online) against the learning rate, mean ± std over seeds\n"
     "open marker: some seeds did not finish; x: none did",
     fontsize=10,
   )
