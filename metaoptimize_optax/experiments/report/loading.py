@@ -56,7 +56,7 @@ class WorkloadResults:
   @property
   def sweep_metric(self) -> str:
     """What a learning-rate sweep is scored by: the mean online loss on a stream (its
-    primary metric), else :attr:`loss_metric`."""
+    primary metric; ``loss="train"`` keeps the training loss), else :attr:`loss_metric`."""
     online = self.results.primary_metric == "online_loss" and self.loss == "held-out"
     return "online_loss" if online else self.loss_metric
 

@@ -177,14 +177,14 @@ def best_point(sweep: Sweep) -> SweepPoint | None:
 
 
 def median(sweep: Sweep) -> float | None:
-  """The median mean final loss over the rates; None if a rate did not finish every seed."""
+  """The median over the rates of the mean loss; None if a rate did not finish every seed."""
   if any(p.cell["status"] != "finished" for p in sweep.points):
     return None
   return float(np.median([p.cell["mean"] for p in sweep.points]))
 
 
 def spread(sweep: Sweep) -> float | None:
-  """Worst minus best mean final loss over the rates; None (infinite) if a rate diverged."""
+  """Worst minus best mean loss over the rates; None (infinite) if a rate diverged."""
   if any(p.cell["status"] == "diverged" for p in sweep.points):
     return None
   means = [p.cell["mean"] for p in sweep.points if p.cell["mean"] is not None]
