@@ -509,9 +509,10 @@ class AgentTrainer:
   chunk: Callable[[int], Callable[..., tuple[Any, dict[str, Any], dict[str, Any]]]]
 
 
-# XLA:CPU's concurrency-optimized scheduler can stall a vmapped PPO chunk at 0% CPU (about once
-# in 300 runs, docs/rl.md); the agent's programs are compiled without it. Per program, not in
-# XLA_FLAGS: the flag would change every other program's memory schedule too.
+# The agent's programs are compiled without XLA:CPU's concurrency-optimized scheduler, the first
+# workaround for a stall of vmapped PPO runs at 0% CPU (docs/rl.md). The stall's cause, found
+# later with gdb, is the batched LAPACK deadlock that start_seeds below avoids; the option is
+# kept (per program, not in XLA_FLAGS, which would change every program's memory schedule).
 XLA_CPU_AGENT_OPTIONS = {"xla_cpu_enable_concurrency_optimized_scheduler": False}
 
 
@@ -540,7 +541,17 @@ def make_agent_trainer(
 
     return agent_jit(run, donate_argnums=0)
 
-  return AgentTrainer(workload, optimizer, agent_jit(jax.vmap(agent.start)), chunk)
+  start = agent_jit(agent.start)
+
+  def start_seeds(keys: jax.Array) -> Any:
+    # One seed at a time, stacked: a vmapped start batches the agent's LAPACK calls (PPO's
+    # orthogonal init is a QR per layer), and jaxlib's batched CPU LAPACK kernels wait on
+    # XLA:CPU's intra-op thread pool from inside it, so that several of them at once can
+    # deadlock the pool (all its threads waiting; seen with gdb on 2 cores). The carries are
+    # the same, value for value (tests/experiments/test_rl.py).
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *(start(k) for k in keys))
+
+  return AgentTrainer(workload, optimizer, start_seeds, chunk)
 
 
 def train_agent_runs(

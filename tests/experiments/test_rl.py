@@ -233,6 +233,21 @@ def test_agent_configs_that_cannot_run_are_refused(tmp_path, change, message):
     plan.resolve(config)
 
 
+def test_agent_trainer_starts_each_seed_alone(tiny_ppo):
+  """The seeds' carries are started one at a time (no batched LAPACK: PPO's orthogonal init
+  is a QR per layer, which can deadlock XLA:CPU's pool when batched) and stacked."""
+  opt = optimizer_lib.build_optimizer("adamw", 100, {"learning_rate": 2.5e-4})
+  keys = jnp.stack([jax.random.PRNGKey(s) for s in (0, 1)])
+  carry = runner.make_agent_trainer(tiny_ppo, opt).start(keys)
+  start = jax.jit(tiny_ppo.agent(opt.tx.init, opt.update).start)
+  for i, key in enumerate(keys):
+    alone = start(key)
+    for x, y in zip(jax.tree.leaves(carry), jax.tree.leaves(alone), strict=True):
+      np.testing.assert_array_equal(np.asarray(x)[i], np.asarray(y))
+  kernel = carry.params["actor"]["dense_0"]["kernel"]
+  assert kernel.shape[0] == 2 and not np.allclose(kernel[0], kernel[1])  # A seed each.
+
+
 def test_agent_programs_compile_without_the_scheduler_that_stalled():
   """The option exists in this jaxlib (an unknown one is an error) and the agent's jit uses it."""
   assert runner.XLA_CPU_AGENT_OPTIONS == {"xla_cpu_enable_concurrency_optimized_scheduler": False}
