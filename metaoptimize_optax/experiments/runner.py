@@ -547,8 +547,8 @@ def make_agent_trainer(
     # One seed at a time, stacked: a vmapped start batches the agent's LAPACK calls (PPO's
     # orthogonal init is a QR per layer), and jaxlib's batched CPU LAPACK kernels wait on
     # XLA:CPU's intra-op thread pool from inside it, so that several of them at once can
-    # deadlock the pool (all its threads waiting; seen with gdb on 2 cores). The carries are
-    # the same, value for value (tests/experiments/test_rl.py).
+    # deadlock the pool (all its threads waiting; seen with gdb on 2 cores). The carries equal
+    # a vmapped start's, value for value.
     return jax.tree.map(lambda *xs: jnp.stack(xs), *(start(k) for k in keys))
 
   return AgentTrainer(workload, optimizer, start_seeds, chunk)
